@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from config import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("nexsets/", include("nexsets.urls")),
+    path("credentials/", include("credentials.urls")),
+    path("destinations/", include("destinations.urls")),
+    path("hooks/", include("nexsets.hook_urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from credentials.forms import CredentialForm
+from credentials.models import Credential
+from credentials.testing import test_credential
+from teams.access import get_for_team, require_editor, team_for
+
+
+@require_GET
+def credential_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "credentials/list.html", {"credentials": team_for(request).credentials.all()})
+
+
+@require_http_methods(["GET", "POST"])
+def credential_create(request: HttpRequest) -> HttpResponse:
+    team = team_for(request)
+    form = CredentialForm(request.POST or None, team=team)
+    if request.method == "POST":
+        require_editor(request)
+        if form.is_valid():
+            credential = Credential(
+                team=team,
+                name=form.cleaned_data["name"],
+                region=form.cleaned_data["region"],
+                rate_limit=form.cleaned_data["rate_limit"],
+            )
+            credential.set_api_key(form.cleaned_data["api_key"])
+            credential.save()
+            test_credential(credential)
+            messages.success(request, f"Saved credential {credential.name}. {credential.status_message}")
+            return redirect("credentials:detail", pk=credential.pk)
+    return render(request, "credentials/create.html", {"form": form})
+
+
+@require_GET
+def credential_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    credential = get_for_team(request, Credential, pk=pk)
+    return render(request, "credentials/detail.html", {"credential": credential})
+
+
+@require_POST
+def credential_test(request: HttpRequest, pk: int) -> HttpResponse:
+    credential = test_credential(get_for_team(request, Credential, pk=pk))
+    if request.htmx:
+        return render(request, "credentials/status.html", {"credential": credential})
+    return redirect("credentials:detail", pk=credential.pk)

@@ -1,0 +1,430 @@
+"""Delivery of a run's records to PX by one worker.
+
+Work is claimed in chunks with a conditional UPDATE, so several workers can
+share one run and never send the same records. Each record's outcome is
+written as soon as its request is answered; a worker that dies leaves only
+its claimed records behind, and `release_stale_claims` puts those back, so
+only the requests in flight at that moment may be sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from destinations.manual import ManualConfigError
+from destinations.models import DeliveredContent, Destination, RecordResult, Run
+from destinations.plan import DeliveryPlan, PlannedRequest
+from destinations.ratelimit import SharedRateLimit
+from px import flows
+from px.client import PxClient, PxResponse, PxTransportError
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+RESPONSE_BODY_LIMIT = 4000
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Delivered:
+    """What happened to one planned request, after retries and bisection."""
+
+    outcomes: list[tuple[list[Any], str, str, PlannedRequest, PxResponse | None]] = field(
+        default_factory=list
+    )
+    requests: int = 0
+    retried: int = 0
+    throttled: int = 0
+    auth_error: str = ""
+    exchanges: list[tuple[PlannedRequest, PxResponse]] = field(default_factory=list)
+
+
+def release_stale_claims(run: Run | None = None) -> int:
+    """Put records claimed by workers that stopped reporting back to pending."""
+    cutoff = timezone.now() - timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    stale = RecordResult.objects.filter(
+        status=RecordResult.Status.CLAIMED, claimed_at__lt=cutoff
+    )
+    if run is not None:
+        stale = stale.filter(run=run)
+    count = stale.update(status=RecordResult.Status.PENDING, claimed_by="", claimed_at=None)
+    if count:
+        logger.warning("Released %s records claimed by a worker that stopped", count)
+    return count
+
+
+def claim(run: Run, worker: str, size: int) -> list[RecordResult]:
+    with transaction.atomic():
+        ids = list(
+            RecordResult.objects.select_for_update(skip_locked=True)
+            .filter(run=run, status=RecordResult.Status.PENDING)
+            .order_by("id")
+            .values_list("id", flat=True)[:size]
+        )
+        if not ids:
+            return []
+        RecordResult.objects.filter(id__in=ids, status=RecordResult.Status.PENDING).update(
+            status=RecordResult.Status.CLAIMED, claimed_by=worker, claimed_at=timezone.now()
+        )
+    return list(
+        RecordResult.objects.filter(
+            id__in=ids, status=RecordResult.Status.CLAIMED, claimed_by=worker
+        )
+        .select_related("record")
+        .order_by("id")
+    )
+
+
+class RunDelivery:
+    """Deliver a run's pending records until none are left or time is up."""
+
+    def __init__(self, run: Run, worker: str | None = None):
+        self.run = run
+        self.worker = worker or worker_id()
+        self.destination: Destination = run.destination
+        self.credential = self.destination.credential
+        self.concurrency = settings.DELIVERY_CONCURRENCY
+        self.stop_reason = ""
+        self._stop = threading.Event()
+        self._counts: Counter[str] = Counter()
+        self._last_error = ""
+        self._last_flush = time.monotonic()
+        self._limit = SharedRateLimit(self.credential.pk, self.credential.rate_limit)
+
+    # Entry point ---------------------------------------------------------
+
+    def execute(self, deadline: float) -> bool:
+        """Send until the run is finished or the deadline passes.
+
+        Returns True when this worker has nothing more to do for the run,
+        False when it stopped at the deadline with work left.
+        """
+        Run.objects.filter(pk=self.run.pk, status=Run.Status.QUEUED).update(
+            status=Run.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+        )
+        release_stale_claims(self.run)
+        client = PxClient(
+            self.credential.base_url,
+            self.credential.get_api_key(),
+            timeout=settings.PX_REQUEST_TIMEOUT,
+            pool_size=self.concurrency,
+        )
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="px") as pool:
+                while time.monotonic() < deadline:
+                    if not self._destination_active():
+                        return True
+                    chunk = claim(self.run, self.worker, settings.DELIVERY_CLAIM_SIZE)
+                    if not chunk:
+                        self._flush(force=True)
+                        finish_run_if_done(self.run.pk)
+                        return True
+                    self._deliver_chunk(pool, client, chunk)
+                    if self._stop.is_set():
+                        return True
+        finally:
+            self._flush(force=True)
+            client.close()
+        return False
+
+    def _destination_active(self) -> bool:
+        destination = Destination.objects.get(pk=self.destination.pk)
+        self.destination = destination
+        if destination.status != Destination.Status.ACTIVE:
+            Run.objects.filter(pk=self.run.pk, status__in=Run.ACTIVE_STATUSES).update(
+                status=Run.Status.PAUSED
+            )
+            return False
+        return True
+
+    # One claimed chunk ---------------------------------------------------
+
+    def _deliver_chunk(self, pool: ThreadPoolExecutor, client: PxClient, chunk: list[RecordResult]) -> None:
+        by_record = {result.record_id: result for result in chunk}
+        try:
+            plan = DeliveryPlan.for_destination(self.destination)
+        except ManualConfigError as exc:
+            self._release(list(by_record.values()))
+            pause_destination(self.destination, f"invalid configuration: {exc}")
+            self._stop.set()
+            return
+        items = [(result.record_id, result.record.data) for result in chunk]
+        planned, rejected = plan.plan(items)
+        for rejection in rejected:
+            self._finish(by_record[rejection.key], RecordResult.Status.FAILED, rejection.reason)
+        if plan.skip_unchanged:
+            planned = self._drop_unchanged(planned, by_record)
+
+        pending: set[Future[Delivered]] = set()
+        queue = list(planned)
+        queue.reverse()
+        while queue or pending:
+            while queue and len(pending) < self.concurrency and not self._stop.is_set():
+                request = queue.pop()
+                pending.add(pool.submit(self._send, client, plan, request))
+            if not pending:
+                break
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._record(future.result(), by_record, plan)
+            self._flush()
+            if not self._stop.is_set() and not self._still_active():
+                self.stop_reason = "paused"
+                self._stop.set()
+        unsent = [by_record[key] for request in queue for key in request.keys]
+        self._release(unsent)
+
+    def _still_active(self) -> bool:
+        status = Destination.objects.filter(pk=self.destination.pk).values_list("status", flat=True).first()
+        return status == Destination.Status.ACTIVE
+
+    def _drop_unchanged(self, planned: list[PlannedRequest], by_record: dict[Any, RecordResult]) -> list[PlannedRequest]:
+        keys = [request.object_key for request in planned if request.object_key]
+        known = dict(
+            DeliveredContent.objects.filter(destination=self.destination, key__in=keys).values_list("key", "digest")
+        )
+        kept = []
+        for request in planned:
+            if request.object_key and known.get(request.object_key) == request.digest:
+                for key in request.keys:
+                    self._finish(by_record[key], RecordResult.Status.SKIPPED, "")
+            else:
+                kept.append(request)
+        return kept
+
+    # Sending (worker threads) ---------------------------------------------
+
+    def _send(self, client: PxClient, plan: DeliveryPlan, request: PlannedRequest) -> Delivered:
+        delivered = Delivered()
+        self._send_into(client, plan, request, delivered)
+        return delivered
+
+    def _send_into(self, client: PxClient, plan: DeliveryPlan, request: PlannedRequest, delivered: Delivered) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome, message, response = self._attempt(client, request, delivered)
+            if outcome == flows.RETRY and attempt < settings.DELIVERY_MAX_ATTEMPTS and not self._stop.is_set():
+                delivered.retried += 1
+                time.sleep(backoff_seconds(attempt, response))
+                continue
+            break
+        if outcome == flows.AUTH:
+            delivered.auth_error = message
+            self._stop.set()
+            delivered.outcomes.append((request.keys, "auth", message, request, response))
+            return
+        if outcome == flows.FAIL and len(request.items) > 1:
+            # A rejected batch: send each half on its own so that only the
+            # records PX really refuses fail.
+            middle = len(request.items) // 2
+            for half in (request.items[:middle], request.items[middle:]):
+                self._send_into(client, plan, plan.request_for(half, batch=True), delivered)
+            return
+        if outcome == flows.RETRY:
+            message = f"gave up after {attempt} attempts: {message}"
+        status = "succeeded" if outcome == flows.OK else "failed"
+        delivered.outcomes.append((request.keys, status, message, request, response))
+
+    def _attempt(self, client: PxClient, request: PlannedRequest, delivered: Delivered) -> tuple[str, str, PxResponse | None]:
+        try:
+            if request.template:
+                result = flows.run_flow(self._throttled(client, delivered), request.template, request.body)
+                for attempt in result.attempts:
+                    delivered.exchanges.append((request, attempt.response))
+                return result.outcome, result.message, result.last_response
+            self._limit.acquire()
+            delivered.requests += 1
+            response = client.request(
+                request.method,
+                request.url,
+                data=request.body,
+                content_type=request.content_type,
+                headers=request.headers,
+            )
+            self._observe(response, delivered)
+            delivered.exchanges.append((request, response))
+            outcome = flows.classify(response)
+            message = "" if response.ok else response.error_message()
+            if outcome == flows.AUTH:
+                message = f"authentication failed: {message}"
+            return outcome, message, response
+        except PxTransportError as exc:
+            return flows.RETRY, str(exc), None
+
+    def _throttled(self, client: PxClient, delivered: Delivered) -> Any:
+        engine = self
+
+        class Throttled:
+            def request(self, method: str, path: str, **kwargs: Any) -> PxResponse:
+                engine._limit.acquire()
+                delivered.requests += 1
+                response = client.request(method, path, **kwargs)
+                engine._observe(response, delivered)
+                return response
+
+        return Throttled()
+
+    def _observe(self, response: PxResponse, delivered: Delivered) -> None:
+        if response.status == 429:
+            delivered.throttled += 1
+            self._limit.penalize(response.retry_after)
+
+    # Writing results (main thread) ------------------------------------------
+
+    def _record(self, delivered: Delivered, by_record: dict[Any, RecordResult], plan: DeliveryPlan) -> None:
+        self._counts["requests"] += delivered.requests
+        self._counts["retried"] += delivered.retried
+        self._counts["throttled"] += delivered.throttled
+        for keys, status, message, request, response in delivered.outcomes:
+            results = [by_record[key] for key in keys]
+            if status == "auth":
+                self._release(results)
+                pause_destination(self.destination, message)
+                continue
+            self._finish_many(results, status, message, request, response)
+            if status == "succeeded" and plan.skip_unchanged and request.object_key:
+                DeliveredContent.objects.update_or_create(
+                    destination=self.destination,
+                    key=request.object_key,
+                    defaults={"digest": request.digest},
+                )
+        if self.destination.config.get("response_webhook") and delivered.exchanges:
+            from destinations.responses import store_responses
+
+            store_responses(self.destination, self.run, delivered.exchanges)
+
+    def _finish(self, result: RecordResult, status: str, error: str) -> None:
+        self._finish_many([result], status, error, None, None)
+
+    def _finish_many(self, results: list[RecordResult], status: str, error: str, request: PlannedRequest | None, response: PxResponse | None) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            "finished_at": timezone.now(),
+            "attempts": F("attempts") + 1,
+        }
+        if request is not None:
+            values["request"] = {
+                "method": request.method,
+                "url": request.url,
+                "body": request.body.decode("utf-8", errors="replace")[:RESPONSE_BODY_LIMIT],
+            }
+        if response is not None:
+            values["response_status"] = response.status
+            values["response_body"] = response.text[:RESPONSE_BODY_LIMIT]
+        # Only this worker's claim may be finished: a claim released as stale
+        # and taken by another worker belongs to that worker now.
+        RecordResult.objects.filter(
+            pk__in=[result.pk for result in results],
+            status=RecordResult.Status.CLAIMED,
+            claimed_by=self.worker,
+        ).update(**values)
+        self._counts[status] += len(results)
+        if status == RecordResult.Status.FAILED and error:
+            self._last_error = error
+
+    def _release(self, results: list[RecordResult]) -> None:
+        if not results:
+            return
+        RecordResult.objects.filter(
+            pk__in=[result.pk for result in results],
+            status=RecordResult.Status.CLAIMED,
+            claimed_by=self.worker,
+        ).update(status=RecordResult.Status.PENDING, claimed_by="", claimed_at=None)
+
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_flush < 0.5:
+            return
+        self._last_flush = now
+        counts = self._counts
+        self._counts = Counter()
+        values: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        for name in ("succeeded", "failed", "skipped", "retried", "requests", "throttled"):
+            if counts[name]:
+                values[name] = F(name) + counts[name]
+        sent = counts["succeeded"] + counts["failed"]
+        if sent:
+            values["sent"] = F("sent") + sent
+        if self._last_error:
+            values["last_error"] = self._last_error[:500]
+            self._last_error = ""
+        Run.objects.filter(pk=self.run.pk).update(**values)
+        # Keep the claims of this worker fresh so they are not taken as stale.
+        RecordResult.objects.filter(
+            run=self.run, status=RecordResult.Status.CLAIMED, claimed_by=self.worker
+        ).update(claimed_at=timezone.now())
+
+
+def backoff_seconds(attempt: int, response: PxResponse | None) -> float:
+    """Exponential backoff with full jitter, or what Retry-After asks for."""
+    if response is not None and response.retry_after is not None:
+        return min(MAX_BACKOFF_SECONDS, response.retry_after)
+    ceiling = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def pause_destination(destination: Destination, reason: str) -> None:
+    logger.warning("Pausing destination %s: %s", destination.pk, reason)
+    Destination.objects.filter(pk=destination.pk).update(
+        status=Destination.Status.PAUSED, status_reason=reason[:500], last_error=reason[:500]
+    )
+    Run.objects.filter(destination=destination, status__in=Run.ACTIVE_STATUSES).update(
+        status=Run.Status.PAUSED, last_error=reason[:500]
+    )
+
+
+def finish_run_if_done(run_id: int) -> bool:
+    """Close the run when no record is pending or claimed; return True if closed."""
+    counts = dict(
+        RecordResult.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    if counts.get(RecordResult.Status.PENDING) or counts.get(RecordResult.Status.CLAIMED):
+        return False
+    succeeded = counts.get(RecordResult.Status.SUCCEEDED, 0)
+    failed = counts.get(RecordResult.Status.FAILED, 0)
+    skipped = counts.get(RecordResult.Status.SKIPPED, 0)
+    if failed == 0:
+        status = Run.Status.SUCCEEDED
+    elif succeeded or skipped:
+        status = Run.Status.PARTIAL
+    else:
+        status = Run.Status.FAILED
+    closed = Run.objects.filter(pk=run_id, status__in=Run.ACTIVE_STATUSES).update(
+        status=status,
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        succeeded=succeeded,
+        failed=failed,
+        skipped=skipped,
+        sent=succeeded + failed,
+    )
+    if closed:
+        run = Run.objects.select_related("destination").get(pk=run_id)
+        logger.info(
+            "Run %s of destination %s finished: %s succeeded, %s failed, %s skipped",
+            run_id, run.destination_id, succeeded, failed, skipped,
+        )
+        error = run.last_error if failed else ""
+        Destination.objects.filter(pk=run.destination_id).update(last_error=error)
+    return bool(closed)

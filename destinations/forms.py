@@ -1,0 +1,222 @@
+"""Reading the destination forms into a `Destination.config` dict.
+
+The configure form is parsed by hand rather than with a Django Form because
+its mapping rows depend on the template and the Nexset; every parse returns
+the config exactly as typed plus a dict of errors per field name, so a page
+with an error keeps everything else the user entered.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django import forms
+from django.http import QueryDict
+
+from credentials.models import Credential
+from destinations import manual
+from destinations.manual import ManualConfigError
+from destinations.plan import DeliveryPlan, allowed_hosts
+from px import payloads
+from px.fields import CUSTOM_PREFIXES, mappable_fields
+from px.templates import TEMPLATES
+
+TEMPLATE_CHOICES = [(key, template.label) for key, template in TEMPLATES.items()]
+DEFAULT_BATCHING = {
+    "enabled": False,
+    "algorithm": "fixed",
+    "batch_size": 100,
+    "group_attribute": "",
+    "max_bytes": 1_000_000,
+}
+
+
+class DestinationCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    credential = forms.ModelChoiceField(queryset=Credential.objects.none(), empty_label=None)
+    mode = forms.ChoiceField(
+        choices=[("template", "Endpoint template"), ("manual", "Manual (Advanced)")],
+        initial="template",
+        widget=forms.RadioSelect,
+    )
+    template = forms.ChoiceField(choices=TEMPLATE_CHOICES, initial="upsert_user", required=False)
+
+    def __init__(self, *args: Any, team: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["credential"].queryset = Credential.objects.filter(team=team)
+
+
+def initial_config(mode: str, template: str, attribute_names: list[str], custom_types: dict[str, str]) -> dict[str, Any]:
+    config: dict[str, Any] = {"response_webhook": False, "skip_unchanged": True}
+    if mode == "template":
+        config.update(
+            mapping=payloads.default_mapping(template, attribute_names, list(custom_types)),
+            product_key="",
+            timezone="UTC",
+            send_nulls=False,
+            custom_types=custom_types,
+        )
+    else:
+        config.update(
+            method="POST",
+            content_format="json",
+            url="/v1/events/custom",
+            headers="",
+            excluded=[],
+            batching=dict(DEFAULT_BATCHING),
+        )
+    return config
+
+
+def mapping_rows(template: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """List the rows of the mapping table: standard fields, custom ones, extras."""
+    object_type = TEMPLATES[template].object_type
+    mapping = config.get("mapping") or {}
+    rows = []
+    seen = set()
+    for field in mappable_fields(object_type):
+        rows.append({"target": field.path, "label": field.label, "required": field.required, "type": field.type})
+        seen.add(field.path)
+    prefix = CUSTOM_PREFIXES[object_type]
+    for api_name, kind in (config.get("custom_types") or {}).items():
+        path = prefix + api_name
+        if path not in seen:
+            rows.append({"target": path, "label": f"Custom: {api_name}", "required": False, "type": kind})
+            seen.add(path)
+    for path in mapping:
+        if path not in seen:
+            rows.append({"target": path, "label": path, "required": False, "type": ""})
+            seen.add(path)
+    for row in rows:
+        source = mapping.get(row["target"]) or {}
+        row["attribute"] = source.get("attribute", "")
+        row["is_constant"] = "constant" in source
+        row["constant"] = source.get("constant", "")
+    return rows
+
+
+def parse_config(destination: Any, data: QueryDict) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    """Read the configure form; return mode, template, config and errors."""
+    errors: dict[str, str] = {}
+    mode = data.get("mode", destination.mode)
+    if mode not in ("template", "manual"):
+        errors["mode"] = f"Mode {mode!r} is unknown: pick Endpoint template or Manual."
+        mode = destination.mode
+    template = data.get("template", destination.template) or "upsert_user"
+    if template not in TEMPLATES:
+        errors["template"] = f"Template {template!r} is unknown: pick one of the five templates."
+        template = "upsert_user"
+    previous = destination.config or {}
+    config: dict[str, Any] = {
+        "response_webhook": data.get("response_webhook") == "on",
+        "skip_unchanged": data.get("skip_unchanged") == "on",
+    }
+    if mode == "template":
+        _parse_template(data, template, previous, config, errors)
+    else:
+        _parse_manual(data, destination, config, errors)
+    if not errors:
+        try:
+            DeliveryPlan(mode, template, config, destination.credential.base_url)
+        except (ManualConfigError, ValueError) as exc:
+            errors["__all__"] = str(exc)
+    return mode, template, config, errors
+
+
+def _parse_template(data: QueryDict, template: str, previous: dict[str, Any], config: dict[str, Any], errors: dict[str, str]) -> None:
+    config["product_key"] = data.get("product_key", "").strip()
+    if not config["product_key"]:
+        errors["product_key"] = "Enter the product key (AP-XXXXXXXXXX-2) of the PX product these records belong to."
+    config["timezone"] = data.get("timezone", "UTC").strip() or "UTC"
+    try:
+        zoneinfo.ZoneInfo(config["timezone"])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = f"Time zone {config['timezone']!r} is unknown: use an IANA name such as UTC or Europe/Paris."
+    config["send_nulls"] = data.get("send_nulls") == "on"
+    config["custom_types"] = previous.get("custom_types") or {}
+    mapping: dict[str, dict[str, Any]] = {}
+    for index in _row_indexes(data):
+        target = data.get(f"target_{index}", "").strip()
+        source = data.get(f"source_{index}", "")
+        if not target or not source:
+            continue
+        if source == "__constant__":
+            mapping[target] = {"constant": data.get(f"constant_{index}", "")}
+        else:
+            mapping[target] = {"attribute": source}
+    new_target = data.get("new_target", "").strip()
+    new_source = data.get("new_source", "")
+    if new_target and new_source:
+        mapping[new_target] = {"attribute": new_source}
+    config["mapping"] = mapping
+    for message in payloads.validate_mapping(template, mapping):
+        errors.setdefault("mapping", "")
+        errors["mapping"] = (errors["mapping"] + " " + message).strip()
+
+
+def _row_indexes(data: QueryDict) -> list[int]:
+    indexes = []
+    for key in data:
+        if key.startswith("target_"):
+            try:
+                indexes.append(int(key[len("target_"):]))
+            except ValueError:
+                continue
+    return sorted(indexes)
+
+
+def _parse_manual(data: QueryDict, destination: Any, config: dict[str, Any], errors: dict[str, str]) -> None:
+    config["method"] = data.get("method", "POST")
+    if config["method"] not in ("POST", "PUT"):
+        errors["method"] = f"Method {config['method']!r} is not supported: use POST or PUT."
+    config["content_format"] = data.get("content_format", "json")
+    if config["content_format"] not in manual.CONTENT_FORMATS:
+        errors["content_format"] = f"Content format {config['content_format']!r} is unknown: pick one from the list."
+    config["url"] = data.get("url", "").strip()
+    https_hosts, http_hosts = allowed_hosts()
+    try:
+        manual.resolve_url(config["url"], destination.credential.base_url, allowed_hosts=https_hosts, allow_http_hosts=http_hosts)
+        manual.validate_url_macros(config["url"], destination.nexset.attribute_names)
+    except ManualConfigError as exc:
+        errors["url"] = str(exc)
+    config["headers"] = data.get("headers", "").strip()
+    try:
+        manual.parse_headers(config["headers"])
+    except ManualConfigError as exc:
+        errors["headers"] = str(exc)
+    attribute_names = destination.nexset.attribute_names
+    excluded = [name for name in data.getlist("excluded") if name]
+    added = data.get("exclude_add", "")
+    if added and added not in excluded:
+        excluded.append(added)
+    removed = data.get("exclude_remove", "")
+    excluded = [name for name in excluded if name != removed]
+    unknown = [name for name in excluded if name not in attribute_names]
+    if unknown:
+        errors["excluded"] = f"{', '.join(map(repr, unknown))} is not an attribute of this Nexset: remove it."
+    config["excluded"] = excluded
+    batching = {
+        "enabled": data.get("batching_enabled") == "on",
+        "algorithm": data.get("algorithm", "fixed"),
+        "batch_size": data.get("batch_size", "100").strip(),
+        "group_attribute": data.get("group_attribute", ""),
+        "max_bytes": data.get("max_bytes", "1000000").strip(),
+    }
+    for name in ("batch_size", "max_bytes"):
+        try:
+            batching[name] = int(batching[name])
+        except ValueError:
+            errors[name] = f"{batching[name]!r} is not a whole number: enter digits only."
+    config["batching"] = batching
+    if batching["enabled"] and "batch_size" not in errors and "max_bytes" not in errors:
+        try:
+            manual.validate_batching(
+                batching["algorithm"],
+                batching["batch_size"],
+                batching["group_attribute"] or None,
+                batching["max_bytes"] if batching["algorithm"] == "max_bytes" else None,
+                attribute_names,
+            )
+        except ManualConfigError as exc:
+            errors["batching"] = str(exc)

@@ -1,0 +1,126 @@
+"""Starting, pausing and resuming delivery."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models import Max
+
+from destinations.models import Destination, RecordResult, Run
+from nexsets.models import Record
+
+logger = logging.getLogger(__name__)
+
+RESULT_CHUNK = 2000
+
+
+def _enqueue(run: Run) -> None:
+    from destinations.tasks import deliver_run
+
+    transaction.on_commit(lambda: deliver_run.delay(run.pk))
+
+
+def create_run(destination: Destination) -> Run | None:
+    """Hand the records after the destination's cursor to a new run.
+
+    Returns None when there is nothing new to send.
+    """
+    with transaction.atomic():
+        locked = Destination.objects.select_for_update().get(pk=destination.pk)
+        last = (
+            Record.objects.filter(nexset_id=locked.nexset_id).aggregate(last=Max("position"))["last"]
+            or 0
+        )
+        if last <= locked.cursor:
+            return None
+        run = Run.objects.create(destination=locked)
+        record_ids = Record.objects.filter(
+            nexset_id=locked.nexset_id, position__gt=locked.cursor, position__lte=last
+        ).order_by("position").values_list("id", flat=True)
+        total = 0
+        batch: list[RecordResult] = []
+        for record_id in record_ids.iterator(chunk_size=RESULT_CHUNK):
+            batch.append(RecordResult(run=run, record_id=record_id))
+            if len(batch) >= RESULT_CHUNK:
+                RecordResult.objects.bulk_create(batch)
+                total += len(batch)
+                batch = []
+        if batch:
+            RecordResult.objects.bulk_create(batch)
+            total += len(batch)
+        run.total = total
+        run.save(update_fields=["total"])
+        locked.cursor = last
+        locked.save(update_fields=["cursor", "updated"])
+        _enqueue(run)
+    logger.info("Run %s of destination %s created with %s records", run.pk, destination.pk, total)
+    return run
+
+
+def activate(destination: Destination) -> Run | None:
+    """Start delivery: resume paused runs, then send records not yet sent."""
+    with transaction.atomic():
+        Destination.objects.filter(pk=destination.pk).update(
+            status=Destination.Status.ACTIVE, status_reason=""
+        )
+        destination.status = Destination.Status.ACTIVE
+        destination.status_reason = ""
+        for run in Run.objects.filter(destination=destination, status=Run.Status.PAUSED):
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
+            _enqueue(run)
+    return create_run(destination)
+
+
+def pause(destination: Destination, reason: str = "") -> None:
+    """Stop delivery; workers stop after the requests already in flight."""
+    Destination.objects.filter(pk=destination.pk).update(
+        status=Destination.Status.PAUSED, status_reason=reason
+    )
+    destination.status = Destination.Status.PAUSED
+    destination.status_reason = reason
+    Run.objects.filter(destination=destination, status__in=Run.ACTIVE_STATUSES).update(
+        status=Run.Status.PAUSED
+    )
+
+
+def start_incremental_runs(nexset_id: int) -> None:
+    """Deliver records newly added to a Nexset through its active destinations."""
+    for destination in Destination.objects.filter(
+        nexset_id=nexset_id, status=Destination.Status.ACTIVE
+    ):
+        create_run(destination)
+
+
+def retry_failed(destination: Destination) -> Run | None:
+    """Send again only the records whose latest outcome is a failure."""
+    with transaction.atomic():
+        failed_ids = latest_failed_record_ids(destination)
+        if not failed_ids:
+            return None
+        run = Run.objects.create(destination=destination, kind=Run.Kind.RETRY, total=len(failed_ids))
+        RecordResult.objects.bulk_create(
+            [RecordResult(run=run, record_id=record_id) for record_id in failed_ids],
+            batch_size=RESULT_CHUNK,
+        )
+        if destination.status == Destination.Status.ACTIVE:
+            _enqueue(run)
+        else:
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.PAUSED)
+    return run
+
+
+def latest_failed_record_ids(destination: Destination) -> list[int]:
+    """Return records whose most recent result for the destination failed."""
+    latest: dict[int, str] = {}
+    results = (
+        RecordResult.objects.filter(run__destination=destination)
+        .exclude(status__in=[RecordResult.Status.PENDING, RecordResult.Status.CLAIMED])
+        .order_by("run_id")
+        .values_list("record_id", "status")
+    )
+    for record_id, status in results.iterator(chunk_size=RESULT_CHUNK):
+        latest[record_id] = status
+    return sorted(
+        record_id for record_id, status in latest.items() if status == RecordResult.Status.FAILED
+    )

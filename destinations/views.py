@@ -1,0 +1,341 @@
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Count
+from django.db.models.functions import TruncSecond
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from credentials.models import Credential
+from destinations import manual, runs
+from destinations.audit import record_change, snapshot
+from destinations.forms import (
+    DestinationCreateForm,
+    initial_config,
+    mapping_rows,
+    parse_config,
+)
+from destinations.models import Destination, Exchange, RecordResult, Run
+from destinations.preview import SampleError, build_panel, dry_run, send_test
+from nexsets.models import Nexset
+from px.client import PxTransportError
+from px.templates import TEMPLATES
+from teams.access import get_for_team, membership_for, require_editor, team_for
+
+logger = logging.getLogger(__name__)
+
+FAILURES_SHOWN = 50
+
+
+@require_GET
+def destination_list(request: HttpRequest) -> HttpResponse:
+    destinations = team_for(request).destinations.select_related("nexset")
+    return render(request, "destinations/list.html", {"destinations": destinations})
+
+
+def fetch_custom_types(credential: Credential, object_type: str) -> dict[str, str]:
+    """Read the subscription's custom attribute types, or {} when the key cannot."""
+    if object_type == "event":
+        return {}
+    client = credential.client()
+    try:
+        response = client.get_attributes(object_type)
+    except PxTransportError:
+        return {}
+    finally:
+        client.close()
+    body = response.json() if response.ok else None
+    if not isinstance(body, list):
+        return {}
+    return {
+        item["apiName"]: item.get("type", "STRING")
+        for item in body
+        if isinstance(item, dict)
+        and item.get("apiName")
+        and item.get("origin", "CUSTOM") == "CUSTOM"
+        and item.get("state", "ENABLED") == "ENABLED"
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def destination_create(request: HttpRequest) -> HttpResponse:
+    team = team_for(request)
+    nexset = get_object_or_404(Nexset, team=team, pk=request.GET.get("nexset") or request.POST.get("nexset") or 0)
+    form = DestinationCreateForm(
+        request.POST or None,
+        team=team,
+        initial={"name": f"{nexset.name} to Gainsight PX"},
+    )
+    if request.method == "POST":
+        require_editor(request)
+        if form.is_valid():
+            mode = form.cleaned_data["mode"]
+            template = form.cleaned_data["template"] or "upsert_user"
+            credential = form.cleaned_data["credential"]
+            custom_types = {}
+            if mode == "template":
+                custom_types = fetch_custom_types(credential, TEMPLATES[template].object_type)
+            destination = Destination.objects.create(
+                team=team,
+                name=form.cleaned_data["name"],
+                nexset=nexset,
+                credential=credential,
+                mode=mode,
+                template=template if mode == "template" else "",
+                config=initial_config(mode, template, nexset.attribute_names, custom_types),
+            )
+            record_change(request, destination, "created", None, destination)
+            return redirect("destinations:configure", pk=destination.pk)
+    return render(
+        request,
+        "destinations/create.html",
+        {"form": form, "nexset": nexset, "templates": TEMPLATES.values(), "has_credentials": team.credentials.exists()},
+    )
+
+
+def _configure_context(destination: Destination, mode: str, template: str, config: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    batching = config.get("batching") or {}
+    return {
+        "destination": destination,
+        "mode": mode,
+        "template": template,
+        "template_info": TEMPLATES.get(template),
+        "templates": TEMPLATES.values(),
+        "config": config,
+        "batching": batching,
+        "errors": errors,
+        "attributes": destination.nexset.attribute_names,
+        "rows": mapping_rows(template, config) if mode == "template" else [],
+        "content_formats": manual.CONTENT_FORMATS,
+        "groupings": manual.GROUPINGS,
+        "excluded": config.get("excluded", []),
+        "panel": build_panel(destination, mode, template, config),
+        "exchanges": destination.exchanges.filter(kind=Exchange.Kind.TEST)[:5],
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    if request.method == "GET":
+        context = _configure_context(destination, destination.mode, destination.template or "upsert_user", destination.config, {})
+        return render(request, "destinations/configure.html", context)
+    require_editor(request)
+    mode, template, config, errors = parse_config(destination, request.POST)
+    name = request.POST.get("name", "").strip()
+    if not name:
+        errors["name"] = "Enter a name for the destination."
+    if request.POST.get("action") != "save" or errors:
+        # A change that only re-renders the form (switching template or mode,
+        # adding an exclusion) or a save with errors: keep what was typed.
+        if request.POST.get("action") == "save" and errors:
+            messages.error(request, "Nothing was saved: fix the fields marked below.")
+        if request.POST.get("action") == "change_template" and mode == "template" and template != destination.template:
+            config["custom_types"] = fetch_custom_types(destination.credential, TEMPLATES[template].object_type)
+            config["mapping"] = initial_config(mode, template, destination.nexset.attribute_names, config["custom_types"])["mapping"]
+        if request.POST.get("action") == "change_mode":
+            fresh = initial_config(mode, template, destination.nexset.attribute_names, (destination.config or {}).get("custom_types") or {})
+            fresh.update({k: v for k, v in config.items() if k in ("response_webhook", "skip_unchanged")})
+            config = fresh
+            errors = {}
+        destination.name = name or destination.name
+        context = _configure_context(destination, mode, template, config, errors if request.POST.get("action") == "save" else {})
+        return render(request, "destinations/configure.html", context)
+    before = snapshot(destination)
+    destination.name = name
+    destination.mode = mode
+    destination.template = template if mode == "template" else ""
+    destination.config = config
+    destination.save()
+    record_change(request, destination, "configured", before, destination)
+    messages.success(request, f"Saved {destination.name}." + (" The change applies from the next request." if destination.status == Destination.Status.ACTIVE else ""))
+    return redirect(destination)
+
+
+@require_POST
+def destination_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    mode, template, config, errors = parse_config(destination, request.POST)
+    panel = build_panel(destination, mode, template, config)
+    if errors and not panel.error:
+        panel.error = " ".join(errors.values())
+    return render(request, "destinations/panel.html", {"panel": panel, "destination": destination})
+
+
+@require_POST
+def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
+    require_editor(request)
+    destination = get_for_team(request, Destination, pk=pk)
+    mode, template, config, errors = parse_config(destination, request.POST)
+    context: dict[str, Any] = {"destination": destination}
+    if errors:
+        context["test_error"] = "Fix the settings first: " + " ".join(errors.values())
+    else:
+        try:
+            context["exchanges"] = send_test(destination, mode, template, config, request.POST.get("sample", ""))
+        except SampleError as exc:
+            context["test_error"] = str(exc)
+    return render(request, "destinations/test_result.html", context)
+
+
+@require_POST
+def destination_dry_run(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    mode, template, config, errors = parse_config(destination, request.POST)
+    result = dry_run(destination, mode, template, config)
+    if errors and not result.error:
+        result.error = " ".join(errors.values())
+    return render(request, "destinations/dry_run.html", {"result": result})
+
+
+@require_GET
+def destination_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    return render(
+        request,
+        "destinations/detail.html",
+        {
+            **_runs_context(destination),
+            "can_edit": membership_for(request).can_edit,
+            "exchanges": destination.exchanges.all()[:10],
+            "audit": destination.audit.all()[:20],
+        },
+    )
+
+
+def _runs_context(destination: Destination) -> dict[str, Any]:
+    runs_list = list(destination.runs.all()[:20])
+    current = runs_list[0] if runs_list else None
+    failures = []
+    if current is not None:
+        failures = list(
+            current.results.filter(status=RecordResult.Status.FAILED).select_related("record")[:FAILURES_SHOWN]
+        )
+    return {
+        "destination": destination,
+        "runs": runs_list,
+        "current": current,
+        "failures": failures,
+        "polling": any(run.is_active for run in runs_list),
+        "chart": throughput_chart(current) if current else None,
+    }
+
+
+def throughput_chart(run: Run) -> dict[str, Any] | None:
+    """Records finished per second over the run, as SVG polyline points."""
+    rows = list(
+        run.results.exclude(finished_at=None)
+        .annotate(second=TruncSecond("finished_at"))
+        .values("second")
+        .annotate(n=Count("id"))
+        .order_by("second")
+    )
+    if len(rows) < 2:
+        return None
+    start = rows[0]["second"]
+    series = [((row["second"] - start).total_seconds(), row["n"]) for row in rows]
+    span = max(series[-1][0], 1)
+    peak = max(n for _, n in series)
+    points = " ".join(f"{600 * t / span:.1f},{130 - 120 * n / peak:.1f}" for t, n in series)
+    return {"points": points, "peak": peak, "span": round(span)}
+
+
+@require_GET
+def destination_runs(request: HttpRequest, pk: int) -> HttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    return render(request, "destinations/runs.html", _runs_context(destination))
+
+
+@require_GET
+def run_detail(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    run = get_object_or_404(Run, destination=destination, pk=run_pk)
+    failures = run.results.filter(status=RecordResult.Status.FAILED).select_related("record")[:500]
+    return render(request, "destinations/run.html", {"destination": destination, "run": run, "failures": failures})
+
+
+@require_POST
+def destination_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    require_editor(request)
+    destination = get_for_team(request, Destination, pk=pk)
+    before = snapshot(destination)
+    run = runs.activate(destination)
+    record_change(request, destination, "activated", before, destination)
+    if run:
+        messages.success(request, f"Activated: run {run.pk} sends {run.total} records.")
+    else:
+        messages.success(request, "Activated: no new records to send; new records will be sent as they arrive.")
+    return redirect(destination)
+
+
+@require_POST
+def destination_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    # Viewers may pause: stopping delivery is always safe.
+    destination = get_for_team(request, Destination, pk=pk)
+    before = snapshot(destination)
+    runs.pause(destination)
+    record_change(request, destination, "paused", before, destination)
+    messages.success(request, "Paused: workers stop after the requests already in flight.")
+    return redirect(destination)
+
+
+@require_POST
+def destination_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
+    require_editor(request)
+    destination = get_for_team(request, Destination, pk=pk)
+    run = runs.retry_failed(destination)
+    if run is None:
+        messages.info(request, "No failed records to retry.")
+    elif destination.status == Destination.Status.ACTIVE:
+        messages.success(request, f"Run {run.pk} retries {run.total} failed records.")
+    else:
+        messages.success(request, f"Run {run.pk} will retry {run.total} failed records when the destination is activated.")
+    return redirect(destination)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+def destination_failures_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    destination = get_for_team(request, Destination, pk=pk)
+    failed_ids = set(runs.latest_failed_record_ids(destination))
+    results = (
+        RecordResult.objects.filter(run__destination=destination, status=RecordResult.Status.FAILED, record_id__in=failed_ids)
+        .select_related("record")
+        .order_by("record__position", "-run_id")
+    )
+    writer = csv.writer(_Echo())
+
+    def rows() -> Any:
+        yield writer.writerow(["position", "run", "error", "response_status", "request_body", "record"])
+        seen = set()
+        for result in results.iterator(chunk_size=1000):
+            if result.record_id in seen:
+                continue
+            seen.add(result.record_id)
+            body = (result.request or {}).get("body", "")
+            yield writer.writerow([
+                result.record.position,
+                result.run_id,
+                result.error,
+                result.response_status or "",
+                body,
+                _json(result.record.data),
+            ])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="destination-{destination.pk}-failures.csv"'
+    return response
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from nexsets import views
+
+app_name = "nexsets"
+urlpatterns = [
+    path("", views.nexset_list, name="list"),
+    path("new/", views.nexset_create, name="create"),
+    path("<int:pk>/", views.nexset_detail, name="detail"),
+    path("<int:pk>/append/", views.nexset_append, name="append"),
+    path("<int:pk>/webhook-token/", views.webhook_token, name="webhook_token"),
+    path("<int:pk>/records/", views.nexset_records, name="records"),
+]

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -116,9 +117,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL;",
         "transaction_mode": "IMMEDIATE",
     }
-    # A file, not memory, so that worker processes started by the end-to-end
-    # tests see the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# Test databases are named per test process, so that several test runs on one
+# machine do not share one; SQLite's is a file, not memory, so that worker
+# processes started by the end-to-end tests see it.
+_TEST_SUFFIX = os.environ.get("TEST_DATABASE_SUFFIX", str(os.getpid()))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{_TEST_SUFFIX}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_TEST_SUFFIX}"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -144,19 +151,43 @@ UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 200 * 2**20)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
-# Security settings that only make sense behind HTTPS.
+# Cookies and headers. The Content-Security-Policy header is set by
+# config.middleware.ContentSecurityPolicyMiddleware.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# A login lasts this many seconds; the session holds access to the team's API keys.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# With DEBUG off the application is expected behind HTTPS: cookies are sent
+# only over HTTPS, http requests are redirected, and browsers are told to use
+# HTTPS for a year (HSTS). SECURE_PROXY_SSL_HEADER trusts X-Forwarded-Proto,
+# so the proxy in front must set or strip that header.
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    # Covers subdomains of the application's own host name only.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # HSTS preloading is decided for a whole registrable domain, which a
+    # self-hosted installation usually does not own, so it is left off.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Login throttling (teams.throttle): after this many failed logins within
+# LOGIN_FAILURE_WINDOW_SECONDS, for one username or from one client address,
+# further attempts are rejected without checking the password until the
+# window ends.
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+LOGIN_MAX_FAILURES_PER_USERNAME = env_int("LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+# Number of reverse proxies in front of the application that append the
+# client address to X-Forwarded-For. 0 uses REMOTE_ADDR and ignores the
+# header, which a client could otherwise forge.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 
 # API keys of credentials are encrypted with Fernet. CREDENTIAL_KEYS lists
@@ -172,8 +203,21 @@ CREDENTIAL_KEYS = [
 ]
 if not CREDENTIAL_KEYS:
     if not DEBUG:
-        raise ImproperlyConfigured("CREDENTIAL_KEYS is required when DEBUG is false")
+        raise ImproperlyConfigured(
+            "CREDENTIAL_KEYS is required when DEBUG is false: generate a key with "
+            "`python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`"
+        )
     CREDENTIAL_KEYS = [_development_fernet_key()]
+for _position, _key in enumerate(CREDENTIAL_KEYS, start=1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        # The message names the position only, never the key.
+        raise ImproperlyConfigured(
+            f"CREDENTIAL_KEYS entry {_position} is not a Fernet key "
+            "(32 bytes in URL-safe base64, 44 characters)"
+        ) from None
 
 # A PX-compatible server to offer as the "Sandbox" region, such as the bundled
 # sandbox (`python -m sandbox`). Empty disables the region.
@@ -181,6 +225,17 @@ PX_SANDBOX_URL = os.environ.get("PX_SANDBOX_URL", "").rstrip("/")
 PX_REQUEST_TIMEOUT = float(os.environ.get("PX_REQUEST_TIMEOUT", "15"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# The cache holds the login throttling counters, which every web process must
+# share, so it is Redis in development, tests and production alike. Keys
+# start with "pxsync:", which the test fixtures clear between tests.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "pxsync:cache",
+    }
+}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -199,6 +254,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Keep trying to queue the next slice of a run for about a minute while Redis
+# restarts; a run whose slice could not be queued is found by
+# resume_stalled_runs after DELIVERY_LEASE_SECONDS.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 30,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 2,
+}
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-runs": {
         "task": "destinations.tasks.resume_stalled_runs",

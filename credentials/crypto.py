@@ -1,4 +1,9 @@
-"""Encryption of stored API keys with the keys listed in CREDENTIAL_KEYS."""
+"""Encryption of stored API keys with the Fernet keys listed in CREDENTIAL_KEYS.
+
+CREDENTIAL_KEYS is ordered newest first: the first key encrypts, and every key
+decrypts. To rotate, put a new key first, run `manage.py
+rotate_credential_keys`, then remove the old keys.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +12,48 @@ from django.conf import settings
 
 
 class DecryptionError(Exception):
-    pass
+    """A stored token was not written with any key in CREDENTIAL_KEYS."""
+
+
+def _keys() -> list[Fernet]:
+    return [Fernet(key.encode()) for key in settings.CREDENTIAL_KEYS]
 
 
 def _fernet() -> MultiFernet:
-    return MultiFernet([Fernet(key.encode()) for key in settings.CREDENTIAL_KEYS])
+    return MultiFernet(_keys())
+
+
+def _decryption_error(label: str) -> DecryptionError:
+    return DecryptionError(
+        f"{label} cannot be decrypted with any key in CREDENTIAL_KEYS; "
+        "add the key it was written with back to CREDENTIAL_KEYS"
+    )
 
 
 def encrypt(plaintext: str) -> str:
     return _fernet().encrypt(plaintext.encode()).decode()
 
 
-def decrypt(token: str) -> str:
+def decrypt(token: str, *, label: str = "The stored API key") -> str:
+    """Decrypt a token; `label` names its owner in the DecryptionError message."""
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            "The stored API key cannot be decrypted with any key in CREDENTIAL_KEYS; "
-            "add the key it was written with back to CREDENTIAL_KEYS"
-        ) from None
+        raise _decryption_error(label) from None
 
 
-def rotate(token: str) -> str:
-    """Re-encrypt a token with the newest key."""
-    return _fernet().rotate(token.encode()).decode()
+def uses_newest_key(token: str) -> bool:
+    """Return whether the token was written with the first key of CREDENTIAL_KEYS."""
+    try:
+        _keys()[0].decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+def rotate(token: str, *, label: str = "The stored API key") -> str:
+    """Re-encrypt a token with the newest key; raise DecryptionError if no key fits."""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise _decryption_error(label) from None

@@ -45,6 +45,7 @@ def credential_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def credential_test(request: HttpRequest, pk: int) -> HttpResponse:
+    require_editor(request)
     credential = test_credential(get_for_team(request, Credential, pk=pk))
     if request.htmx:
         return render(request, "credentials/status.html", {"credential": credential})

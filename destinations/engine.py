@@ -234,16 +234,43 @@ class RunDelivery:
             delivered.outcomes.append((request.keys, "auth", message, request, response))
             return
         if outcome == flows.FAIL and len(request.items) > 1:
-            # A rejected batch: send each half on its own so that only the
-            # records PX really refuses fail.
-            middle = len(request.items) // 2
-            for half in (request.items[:middle], request.items[middle:]):
-                self._send_into(client, plan, plan.request_for(half, batch=True), delivered)
+            self._split_rejected_batch(client, plan, request, response, delivered)
             return
         if outcome == flows.RETRY:
             message = f"gave up after {attempt} attempts: {message}"
         status = "succeeded" if outcome == flows.OK else "failed"
         delivered.outcomes.append((request.keys, status, message, request, response))
+
+    def _split_rejected_batch(
+        self,
+        client: PxClient,
+        plan: DeliveryPlan,
+        request: PlannedRequest,
+        response: PxResponse | None,
+        delivered: Delivered,
+    ) -> None:
+        """Find the records of a rejected batch that PX really refuses.
+
+        An answer listing the failing elements ({"index", "message"} items)
+        fails those and sends the rest again as one batch, which assumes the
+        batch was rejected as a whole. Any other rejection is split in halves,
+        each sent on its own, down to single records.
+        """
+        errors = batch_errors(response, len(request.items))
+        if errors:
+            rest = []
+            for index, item in enumerate(request.items):
+                if index in errors:
+                    message = f"rejected in a batch: {errors[index]}"
+                    delivered.outcomes.append(([item[0]], "failed", message, request, response))
+                else:
+                    rest.append(item)
+            if rest:
+                self._send_into(client, plan, plan.request_for(rest, batch=True), delivered)
+            return
+        middle = len(request.items) // 2
+        for half in (request.items[:middle], request.items[middle:]):
+            self._send_into(client, plan, plan.request_for(half, batch=True), delivered)
 
     def _attempt(self, client: PxClient, request: PlannedRequest, delivered: Delivered) -> tuple[str, str, PxResponse | None]:
         try:
@@ -374,6 +401,18 @@ class RunDelivery:
         RecordResult.objects.filter(
             run=self.run, status=RecordResult.Status.CLAIMED, claimed_by=self.worker
         ).update(claimed_at=timezone.now())
+
+
+def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:
+    """Read a list of {"index", "message"} from a batch's error answer."""
+    body = response.json() if response is not None else None
+    if not isinstance(body, list):
+        return {}
+    errors = {}
+    for item in body:
+        if isinstance(item, dict) and isinstance(item.get("index"), int) and 0 <= item["index"] < size:
+            errors[item["index"]] = str(item.get("message") or "rejected")
+    return errors
 
 
 def backoff_seconds(attempt: int, response: PxResponse | None) -> float:

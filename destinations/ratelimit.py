@@ -65,6 +65,8 @@ def _redis(url: str) -> redis.Redis:
 
 
 class SharedRateLimit:
+    _last_warning = 0.0
+
     def __init__(self, credential_id: int, rate: float, redis_url: str | None = None):
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate!r}")
@@ -76,8 +78,17 @@ class SharedRateLimit:
         self._penalize = client.register_script(_PENALIZE)
 
     def acquire(self) -> float:
-        """Wait for this process's turn to send; return the seconds waited."""
-        wait_ms = float(self._reserve(keys=self.keys, args=[self.rate]))
+        """Wait for this process's turn to send; return the seconds waited.
+
+        While Redis is unreachable (restarting, say) the caller waits one
+        interval of the full rate instead, which keeps one process within the
+        limit but not several; deliveries go on rather than fail.
+        """
+        try:
+            wait_ms = float(self._reserve(keys=self.keys, args=[self.rate]))
+        except redis.RedisError as exc:
+            self._warn_unshared(exc)
+            wait_ms = 1000 / self.rate
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
         return wait_ms / 1000
@@ -85,9 +96,21 @@ class SharedRateLimit:
     def penalize(self, retry_after: float | None = None) -> float:
         """Slow every sender after a 429; return the new share of the full rate."""
         wait_ms = 0 if retry_after is None else retry_after * 1000
-        factor = float(self._penalize(keys=self.keys[1:], args=[wait_ms]))
+        try:
+            factor = float(self._penalize(keys=self.keys[1:], args=[wait_ms]))
+        except redis.RedisError as exc:
+            self._warn_unshared(exc)
+            time.sleep(wait_ms / 1000)
+            return 1.0
         logger.info(
             "Rate limited by PX: slowed %s to %.0f%% of %s requests per second",
             self.keys[0], factor * 100, self.rate,
         )
         return factor
+
+    def _warn_unshared(self, exc: Exception) -> None:
+        # One warning a minute at most: every request would log otherwise.
+        now = time.monotonic()
+        if now - SharedRateLimit._last_warning > 60:
+            SharedRateLimit._last_warning = now
+            logger.warning("Redis unreachable, pacing %s locally: %s", self.keys[0], exc)

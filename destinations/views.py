@@ -10,19 +10,21 @@ from django.db.models import Count
 from django.db.models.functions import TruncSecond
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import Template
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from credentials.models import Credential
 from destinations import manual, runs
 from destinations.audit import record_change, snapshot
 from destinations.forms import (
+    CONSTANT_SOURCE,
     DestinationCreateForm,
     initial_config,
     mapping_rows,
     parse_config,
 )
 from destinations.models import Destination, Exchange, RecordResult, Run
-from destinations.preview import SampleError, build_panel, dry_run, send_test
+from destinations.preview import DryRun, SampleError, build_panel, dry_run, send_test
 from nexsets.models import Nexset
 from px.client import PxTransportError
 from px.templates import TEMPLATES
@@ -31,6 +33,14 @@ from teams.access import get_for_team, membership_for, require_editor, team_for
 logger = logging.getLogger(__name__)
 
 FAILURES_SHOWN = 50
+TEST_HISTORY_SHOWN = 5
+
+# Base of configure.html for HTMX requests: the content block alone, so the
+# response is the one fragment the request swaps in.
+FRAGMENT_BASE = Template("{% block content %}{% endblock %}")
+
+# Form actions that re-render the configure form without saving.
+RESET_ACTIONS = ("change_mode", "change_template")
 
 
 @require_GET
@@ -39,21 +49,27 @@ def destination_list(request: HttpRequest) -> HttpResponse:
     return render(request, "destinations/list.html", {"destinations": destinations})
 
 
-def fetch_custom_types(credential: Credential, object_type: str) -> dict[str, str]:
-    """Read the subscription's custom attribute types, or {} when the key cannot."""
+def fetch_custom_types(credential: Credential, object_type: str) -> tuple[dict[str, str], str]:
+    """Read the subscription's custom attribute types for users or accounts.
+
+    Returns the types by apiName and, when they could not be read, a message
+    saying why. Events have no custom attribute definitions.
+    """
     if object_type == "event":
-        return {}
+        return {}, ""
     client = credential.client()
     try:
         response = client.get_attributes(object_type)
-    except PxTransportError:
-        return {}
+    except PxTransportError as exc:
+        logger.warning("Reading %s attributes with credential %s failed: %s", object_type, credential.pk, exc)
+        return {}, f"Custom {object_type} attributes could not be read: {exc}."
     finally:
         client.close()
     body = response.json() if response.ok else None
     if not isinstance(body, list):
-        return {}
-    return {
+        logger.warning("Reading %s attributes with credential %s failed: %s", object_type, credential.pk, response.error_message())
+        return {}, f"Custom {object_type} attributes could not be read: {response.error_message()}."
+    types = {
         item["apiName"]: item.get("type", "STRING")
         for item in body
         if isinstance(item, dict)
@@ -61,6 +77,7 @@ def fetch_custom_types(credential: Credential, object_type: str) -> dict[str, st
         and item.get("origin", "CUSTOM") == "CUSTOM"
         and item.get("state", "ENABLED") == "ENABLED"
     }
+    return types, ""
 
 
 @require_http_methods(["GET", "POST"])
@@ -78,9 +95,11 @@ def destination_create(request: HttpRequest) -> HttpResponse:
             mode = form.cleaned_data["mode"]
             template = form.cleaned_data["template"] or "upsert_user"
             credential = form.cleaned_data["credential"]
-            custom_types = {}
+            custom_types: dict[str, str] = {}
             if mode == "template":
-                custom_types = fetch_custom_types(credential, TEMPLATES[template].object_type)
+                custom_types, problem = fetch_custom_types(credential, TEMPLATES[template].object_type)
+                if problem:
+                    messages.warning(request, problem + " Custom attribute values are sent as they are.")
             destination = Destination.objects.create(
                 team=team,
                 name=form.cleaned_data["name"],
@@ -99,54 +118,105 @@ def destination_create(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _configure_context(destination: Destination, mode: str, template: str, config: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+def _configure_context(
+    request: HttpRequest,
+    destination: Destination,
+    name: str,
+    mode: str,
+    template: str,
+    config: dict[str, Any],
+    errors: dict[str, str],
+) -> dict[str, Any]:
     batching = config.get("batching") or {}
     return {
+        "base_template": FRAGMENT_BASE if request.htmx else "base.html",
         "destination": destination,
+        "name": name,
+        "can_edit": membership_for(request).can_edit,
         "mode": mode,
         "template": template,
         "template_info": TEMPLATES.get(template),
         "templates": TEMPLATES.values(),
         "config": config,
+        "custom_types_json": json.dumps(config.get("custom_types") or {}),
         "batching": batching,
         "errors": errors,
         "attributes": destination.nexset.attribute_names,
         "rows": mapping_rows(template, config) if mode == "template" else [],
+        "constant_source": CONSTANT_SOURCE,
         "content_formats": manual.CONTENT_FORMATS,
         "groupings": manual.GROUPINGS,
         "excluded": config.get("excluded", []),
-        "panel": build_panel(destination, mode, template, config),
-        "exchanges": destination.exchanges.filter(kind=Exchange.Kind.TEST)[:5],
+        "panel": build_panel(destination, mode, template, config, errors),
+        "history": destination.exchanges.filter(kind=Exchange.Kind.TEST)[:TEST_HISTORY_SHOWN],
     }
 
 
 @require_http_methods(["GET", "POST"])
 def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
+    """Show and save the configure form.
+
+    A POST with action "save" saves when every field is valid. Actions "test"
+    and "dry_run" come from the page without JavaScript, which has no HTMX
+    requests to the test and dry run views. Other posts (switching mode or
+    template, adding or removing an exclusion, turning batching on) re-render
+    the form with what was typed and save nothing, so viewers may make them.
+    """
     destination = get_for_team(request, Destination, pk=pk)
     if request.method == "GET":
-        context = _configure_context(destination, destination.mode, destination.template or "upsert_user", destination.config, {})
+        context = _configure_context(
+            request, destination, destination.name, destination.mode, destination.template or "upsert_user", destination.config, {}
+        )
         return render(request, "destinations/configure.html", context)
-    require_editor(request)
+    action = request.POST.get("action", "")
+    if action == "test":
+        return destination_test(request, pk)
+    if action == "dry_run":
+        return destination_dry_run(request, pk)
+    if action == "save":
+        require_editor(request)
     mode, template, config, errors = parse_config(destination, request.POST)
     name = request.POST.get("name", "").strip()
     if not name:
-        errors["name"] = "Enter a name for the destination."
-    if request.POST.get("action") != "save" or errors:
-        # A change that only re-renders the form (switching template or mode,
-        # adding an exclusion) or a save with errors: keep what was typed.
-        if request.POST.get("action") == "save" and errors:
-            messages.error(request, "Nothing was saved: fix the fields marked below.")
-        if request.POST.get("action") == "change_template" and mode == "template" and template != destination.template:
-            config["custom_types"] = fetch_custom_types(destination.credential, TEMPLATES[template].object_type)
-            config["mapping"] = initial_config(mode, template, destination.nexset.attribute_names, config["custom_types"])["mapping"]
-        if request.POST.get("action") == "change_mode":
-            fresh = initial_config(mode, template, destination.nexset.attribute_names, (destination.config or {}).get("custom_types") or {})
-            fresh.update({k: v for k, v in config.items() if k in ("response_webhook", "skip_unchanged")})
-            config = fresh
-            errors = {}
-        destination.name = name or destination.name
-        context = _configure_context(destination, mode, template, config, errors if request.POST.get("action") == "save" else {})
-        return render(request, "destinations/configure.html", context)
+        errors["name"] = "The name is empty: enter a name for the destination."
+    if action == "save" and not errors:
+        return _save(request, destination, name, mode, template, config)
+    if action == "save":
+        messages.error(request, "Nothing was saved: correct the fields marked below.")
+    extra: dict[str, Any] = {}
+    if action in RESET_ACTIONS:
+        config, extra["custom_types_problem"] = _reset_config(destination, action, mode, template, config)
+        errors = {key: message for key, message in errors.items() if key in ("mode", "template", "name")}
+    elif action == "refresh_custom_types" and mode == "template":
+        config["custom_types"], extra["custom_types_problem"] = fetch_custom_types(
+            destination.credential, TEMPLATES[template].object_type
+        )
+    context = _configure_context(request, destination, name, mode, template, config, errors)
+    context.update(extra)
+    return render(request, "destinations/configure.html", context)
+
+
+def _reset_config(destination: Destination, action: str, mode: str, template: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Return the defaults for a newly chosen mode or template, and a fetch problem.
+
+    Switching the template replaces the mapping with the new template's
+    defaults and fetches its custom attribute types. Switching the mode
+    starts that mode's settings afresh. Both keep the other settings.
+    """
+    custom_types: dict[str, str] = {}
+    problem = ""
+    if mode == "template":
+        custom_types, problem = fetch_custom_types(destination.credential, TEMPLATES[template].object_type)
+    fresh = initial_config(mode, template, destination.nexset.attribute_names, custom_types)
+    if action == "change_template":
+        config["custom_types"] = fresh["custom_types"]
+        config["mapping"] = fresh["mapping"]
+        return config, problem
+    fresh.update({key: value for key, value in config.items() if key in ("response_webhook", "skip_unchanged")})
+    return fresh, problem
+
+
+def _save(request: HttpRequest, destination: Destination, name: str, mode: str, template: str, config: dict[str, Any]) -> HttpResponse:
     before = snapshot(destination)
     destination.name = name
     destination.mode = mode
@@ -154,7 +224,8 @@ def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
     destination.config = config
     destination.save()
     record_change(request, destination, "configured", before, destination)
-    messages.success(request, f"Saved {destination.name}." + (" The change applies from the next request." if destination.status == Destination.Status.ACTIVE else ""))
+    applies = " The change applies from the next request." if destination.status == Destination.Status.ACTIVE else ""
+    messages.success(request, f"Saved {destination.name}.{applies}")
     return redirect(destination)
 
 
@@ -162,10 +233,20 @@ def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
 def destination_preview(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_for_team(request, Destination, pk=pk)
     mode, template, config, errors = parse_config(destination, request.POST)
-    panel = build_panel(destination, mode, template, config)
-    if errors and not panel.error:
-        panel.error = " ".join(errors.values())
+    panel = build_panel(destination, mode, template, config, errors)
     return render(request, "destinations/panel.html", {"panel": panel, "destination": destination})
+
+
+def _result_page(request: HttpRequest, destination: Destination, result: dict[str, Any]) -> HttpResponse:
+    """Render the configure page around a test or dry run result, without JavaScript.
+
+    The form keeps what was posted, so the user can go on editing.
+    """
+    mode, template, config, errors = parse_config(destination, request.POST)
+    name = request.POST.get("name", "").strip()
+    context = _configure_context(request, destination, name, mode, template, config, errors)
+    context.update(result)
+    return render(request, "destinations/configure.html", context)
 
 
 @require_POST
@@ -173,25 +254,31 @@ def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
     require_editor(request)
     destination = get_for_team(request, Destination, pk=pk)
     mode, template, config, errors = parse_config(destination, request.POST)
-    context: dict[str, Any] = {"destination": destination}
+    result: dict[str, Any] = {"test_done": True}
     if errors:
-        context["test_error"] = "Fix the settings first: " + " ".join(errors.values())
+        result["test_error"] = "Nothing was sent: correct the settings first. " + " ".join(errors.values())
     else:
         try:
-            context["exchanges"] = send_test(destination, mode, template, config, request.POST.get("sample", ""))
+            result["test_exchanges"] = send_test(destination, mode, template, config, request.POST.get("sample", ""))
         except SampleError as exc:
-            context["test_error"] = str(exc)
-    return render(request, "destinations/test_result.html", context)
+            result["test_error"] = f"Nothing was sent. {exc}"
+    if not request.htmx:
+        return _result_page(request, destination, result)
+    return render(request, "destinations/test_result.html", {"destination": destination, **result})
 
 
 @require_POST
 def destination_dry_run(request: HttpRequest, pk: int) -> HttpResponse:
+    require_editor(request)
     destination = get_for_team(request, Destination, pk=pk)
     mode, template, config, errors = parse_config(destination, request.POST)
-    result = dry_run(destination, mode, template, config)
-    if errors and not result.error:
-        result.error = " ".join(errors.values())
-    return render(request, "destinations/dry_run.html", {"result": result})
+    if errors:
+        result = DryRun(error="Nothing was checked: correct the settings first. " + " ".join(errors.values()))
+    else:
+        result = dry_run(destination, mode, template, config)
+    if not request.htmx:
+        return _result_page(request, destination, {"dry_run_result": result})
+    return render(request, "destinations/dry_run.html", {"dry_run_result": result})
 
 
 @require_GET

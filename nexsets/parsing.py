@@ -14,7 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from itertools import accumulate, chain
+from itertools import chain
 from typing import Any, BinaryIO
 
 __all__ = ["UploadError", "detect_format", "iter_records"]
@@ -38,10 +38,14 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 # JSON allows exactly these four whitespace characters between tokens.
 _JSON_WHITESPACE = " \t\n\r"
 _JSON_WHITESPACE_RUN = re.compile(r"[ \t\n\r]*")
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
-_BRACKET_STEPS = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Text up to the next bracket, skipping whole strings. The possessive quantifiers
+# (Python 3.11+) keep the regex engine from storing backtracking state.
+_JSON_UP_TO_BRACKET = re.compile(
+    r'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL
+)
+_JSON_BRACKETS = re.compile(r"[\[\]{}]+")
+# A \uD800-\uDFFF escape, the only way a surrogate can get into a decoded string.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # In CSV, "\r\n", "\r" and "\n" each end a physical line, as in csv.reader. JSON Lines
 # separates records with "\n" only, and a "\r" before it is JSON whitespace.
 _CSV_LINE_END = re.compile(r"\r\n|\r|\n")
@@ -203,8 +207,12 @@ class _ByteSource:
         while data := self._read(READ_CHUNK_BYTES):
             yield data
 
-    def read_all(self) -> bytes:
-        return b"".join(self.chunks())
+    def read_all(self) -> bytearray:
+        # Appending to a bytearray avoids holding the chunks and their join at once.
+        data = bytearray()
+        for chunk in self.chunks():
+            data += chunk
+        return data
 
 
 def _format_size(size: int) -> str:
@@ -215,7 +223,7 @@ def _format_size(size: int) -> str:
 
 
 def _invalid_utf8_error(
-    data: bytes, error: UnicodeDecodeError, byte_offset: int, line: int
+    data: bytes | bytearray, error: UnicodeDecodeError, byte_offset: int, line: int
 ) -> UploadError:
     """Build the error for bytes that are not UTF-8 at ``byte_offset`` in the file."""
     if error.reason == "unexpected end of data":
@@ -273,8 +281,8 @@ class _TextLines:
             data = buffered + chunk
             byte_offset = self._bytes_decoded - len(buffered) + error.start
             valid_text = data[: error.start].decode("utf-8")
-            held = "\r" if self._cr_held else ""
-            line_ends = len(self._line_end.findall(held + valid_text))
+            held_cr = "\r" if self._cr_held else ""
+            line_ends = len(self._line_end.findall(held_cr + valid_text))
             line = self._lines_yielded + 1 + line_ends
             raise _invalid_utf8_error(data, error, byte_offset, line) from None
         self._bytes_decoded += len(chunk)
@@ -318,7 +326,7 @@ class _TextLines:
         return line
 
 
-def _decode_whole(data: bytes) -> str:
+def _decode_whole(data: bytes | bytearray) -> str:
     """Decode a whole file as UTF-8 and drop a leading byte order mark."""
     try:
         text = data.decode("utf-8")
@@ -372,7 +380,7 @@ def _iter_csv_records(source: _ByteSource) -> Iterator[dict[str, str]]:
 
 
 def _read_sample(lines: Iterator[str]) -> tuple[list[str], bool]:
-    """Read lines until DELIMITER_SAMPLE_LINES are not blank.
+    """Read lines until DELIMITER_SAMPLE_LINES of them are not blank.
 
     Return the lines and whether they are the whole file.
     """
@@ -489,6 +497,22 @@ def _parse_finite_float(literal: str) -> float:
     return value
 
 
+def _reject_surrogates(value: Any) -> None:
+    """Raise _RecordError if a string in ``value`` has an unpaired surrogate.
+
+    json decodes a paired escape such as "\\ud83d\\ude00" to one character but
+    keeps an unpaired one, which has no UTF-8 encoding, so it could not be stored.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        code_point = ord(error.object[error.start])
+        raise _RecordError(
+            f"A string contains the escape \\u{code_point:04x}, an unpaired UTF-16"
+            " surrogate that is not a valid character."
+        ) from None
+
+
 def _make_decoder() -> json.JSONDecoder:
     return json.JSONDecoder(
         object_pairs_hook=_object_without_duplicates,
@@ -514,25 +538,32 @@ def _json_kind(value: Any) -> str:
 def _find_too_deep(text: str, max_depth: int) -> int | None:
     """Return the index of the first bracket nested deeper than ``max_depth``.
 
-    json.loads recurses once per level and raises RecursionError near 1000 levels,
-    so the depth is checked first with regular expressions, skipping strings.
+    json recurses once per level and raises RecursionError near 1000 levels under
+    the default recursion limit, so the depth is checked first with a scan that
+    skips strings.
     """
     if text.count("[") + text.count("{") <= max_depth:
         return None
-    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
-    steps = map(_BRACKET_STEPS.__getitem__, brackets)
-    if max(accumulate(steps), default=0) <= max_depth:
-        return None
     depth = 0
-    for match in _JSON_STRING_OR_BRACKET.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            if depth > max_depth:
-                return match.start()
-        elif token in "]}":
-            depth -= 1
-    return None  # unreachable while both scans agree on what a string is
+    index = 0
+    while True:
+        index = _JSON_UP_TO_BRACKET.match(text, index).end()
+        brackets = _JSON_BRACKETS.match(text, index)
+        if brackets is None:
+            if index == len(text):
+                return None
+            # A quote that opens no complete string. json rejects it later, so
+            # skip it and count any brackets after it.
+            index += 1
+            continue
+        for offset, bracket in enumerate(brackets.group()):
+            if bracket in "[{":
+                depth += 1
+                if depth > max_depth:
+                    return index + offset
+            else:
+                depth -= 1
+        index = brackets.end()
 
 
 def _depth_error(max_depth: int, column: int, line: int) -> UploadError:
@@ -550,7 +581,9 @@ def _json_syntax_error(
     error: json.JSONDecodeError, line: int | None = None
 ) -> UploadError:
     """Convert a json error to an UploadError, with ``line`` in place of lineno."""
-    detail = error.msg[:1].lower() + error.msg[1:]
+    # json ends some messages with "starting at", meaning the reported column.
+    detail = error.msg.removesuffix(" starting at")
+    detail = detail[:1].lower() + detail[1:]
     return UploadError(
         f"The JSON is invalid at column {error.colno} ({detail}).",
         line=error.lineno if line is None else line,
@@ -577,7 +610,9 @@ def _skip_whitespace(text: str, index: int) -> int:
 
 
 def _iter_json_records(source: _ByteSource, max_depth: int) -> Iterator[dict[str, Any]]:
-    # NOTE: a JSON document is read whole, and its size is capped by max_bytes.
+    # NOTE: a JSON document is read whole, and its size is capped by max_bytes. Peak
+    # memory is the bytes plus the decoded str, which CPython stores with 1, 2 or 4
+    # bytes per character, so it can reach several times the file size.
     text = _decode_whole(source.read_all())
     start = _skip_whitespace(text, 0)
     if start == len(text):
@@ -588,11 +623,12 @@ def _iter_json_records(source: _ByteSource, max_depth: int) -> Iterator[dict[str
         raise _depth_error(max_depth, column, _line_of(text, too_deep))
 
     decoder = _make_decoder()
+    check_surrogates = _SURROGATE_ESCAPE.search(text) is not None
     try:
         if text[start] == "[":
-            yield from _iter_json_array(text, start, decoder)
+            yield from _iter_json_array(text, start, decoder, check_surrogates)
             return
-        value, end = _decode_value(decoder, text, start)
+        value, end = _decode_value(decoder, text, start, check_surrogates)
         end = _skip_whitespace(text, end)
         if end != len(text):
             raise json.JSONDecodeError("Extra data", text, end)
@@ -614,10 +650,19 @@ def _iter_json_records(source: _ByteSource, max_depth: int) -> Iterator[dict[str
     yield value
 
 
-def _decode_value(decoder: json.JSONDecoder, text: str, index: int) -> tuple[Any, int]:
-    """Decode the JSON value at ``index``, raising UploadError for hook errors."""
+def _decode_value(
+    decoder: json.JSONDecoder, text: str, index: int, check_surrogates: bool
+) -> tuple[Any, int]:
+    """Decode the JSON value at ``index`` and return it with the index after it.
+
+    Raise json.JSONDecodeError for invalid syntax and UploadError for any other
+    problem. ``check_surrogates`` turns on the check for unpaired surrogates, which
+    is needed only when ``text`` contains a surrogate escape.
+    """
     try:
-        return decoder.raw_decode(text, index)
+        value, end = decoder.raw_decode(text, index)
+        if check_surrogates:
+            _reject_surrogates(value)
     except _RecordError as error:
         raise UploadError(str(error), line=_line_of(text, index)) from None
     except json.JSONDecodeError:
@@ -627,10 +672,11 @@ def _decode_value(decoder: json.JSONDecoder, text: str, index: int) -> tuple[Any
     except RecursionError:
         # Only reachable when max_depth is near the recursion limit.
         raise _nesting_error(_line_of(text, index)) from None
+    return value, end
 
 
 def _iter_json_array(
-    text: str, start: int, decoder: json.JSONDecoder
+    text: str, start: int, decoder: json.JSONDecoder, check_surrogates: bool
 ) -> Iterator[dict[str, Any]]:
     """Yield the objects of the top-level array that opens at ``start``.
 
@@ -642,7 +688,7 @@ def _iter_json_array(
     element = 0
     while True:
         try:
-            value, end = _decode_value(decoder, text, index)
+            value, end = _decode_value(decoder, text, index, check_surrogates)
         except UploadError as error:
             raise UploadError(
                 f"{error.reason} The problem is in the array element at index"
@@ -682,16 +728,18 @@ def _iter_ndjson_records(
         too_deep = _find_too_deep(line, max_depth)
         if too_deep is not None:
             raise _depth_error(max_depth, too_deep + 1, line_number)
+        check_surrogates = _SURROGATE_ESCAPE.search(line) is not None
         try:
-            value = decoder.decode(line)
-        except _RecordError as error:
-            raise UploadError(str(error), line=line_number) from None
+            value, end = _decode_value(
+                decoder, line, _skip_whitespace(line, 0), check_surrogates
+            )
+            end = _skip_whitespace(line, end)
+            if end != len(line):
+                raise json.JSONDecodeError("Extra data", line, end)
+        except UploadError as error:
+            raise UploadError(error.reason, line=line_number) from None
         except json.JSONDecodeError as error:
             raise _json_syntax_error(error, line_number) from None
-        except ValueError:
-            raise _too_many_digits_error(line_number) from None
-        except RecursionError:
-            raise _nesting_error(line_number) from None
         if not isinstance(value, dict):
             raise UploadError(
                 f"The line is {_json_kind(value)}, but every line of an NDJSON file"

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -44,7 +45,7 @@ def nexset_create(request: HttpRequest) -> HttpResponse:
         except UploadError as exc:
             form.add_error("file", f"{upload.name} was rejected and nothing was stored: {exc}")
         else:
-            messages.success(request, f"Stored {nexset.record_count} records from {upload.name}.")
+            messages.success(request, f"Stored {nexset.record_count} record{pluralize(nexset.record_count)} from {upload.name}.")
             return redirect(nexset)
     return render(request, "nexsets/create.html", {"form": form})
 
@@ -84,7 +85,7 @@ def nexset_append(request: HttpRequest, pk: int) -> HttpResponse:
         except UploadError as exc:
             messages.error(request, f"{upload.name} was rejected and nothing was stored: {exc}")
         else:
-            messages.success(request, f"Added {count} records from {upload.name}.")
+            messages.success(request, f"Added {count} record{pluralize(count)} from {upload.name}.")
     else:
         messages.error(request, "Choose a file to add.")
     return redirect(nexset)

@@ -39,105 +39,122 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sandbox",
         description="Serve a local stand-in for the Gainsight PX REST API.",
     )
-    parser.add_argument(
+    _add_server_options(parser)
+    _add_limit_options(parser)
+    _add_fault_options(parser)
+    return parser
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument(
         "--host",
         default="127.0.0.1",
         help="loopback address to listen on (default: %(default)s)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--port",
         type=int,
         default=8765,
         help="TCP port to listen on; 0 picks a free port (default: %(default)s)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--api-key",
         dest="api_keys",
         action="append",
         metavar="KEY",
-        help=f"accepted X-APTRINSIC-API-KEY value; repeatable (default: {DEFAULT_API_KEY})",
+        help="accepted X-APTRINSIC-API-KEY value; repeatable "
+        f"(default: {DEFAULT_API_KEY})",
     )
-    parser.add_argument(
-        "--rate-limit",
-        type=float,
-        default=0.0,
-        metavar="N",
-        help="requests per second allowed per API key, then 429; 0 means no limit",
-    )
-    parser.add_argument(
-        "--retry-after",
-        type=int,
-        default=None,
-        metavar="SECONDS",
-        help="add a Retry-After header with this value to 429 answers",
-    )
-    parser.add_argument(
-        "--latency-ms",
-        type=int,
-        default=0,
-        metavar="N",
-        help="milliseconds added before every PX answer",
-    )
-    parser.add_argument(
-        "--fault-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share (0 to 1) of PX requests answered with a status from --fault-statuses",
-    )
-    parser.add_argument(
-        "--fault-statuses",
-        type=_status_list,
-        default=list(DEFAULT_FAULT_STATUSES),
-        metavar="LIST",
-        help="comma-separated statuses for injected faults (default: 500,502,503)",
-    )
-    parser.add_argument(
-        "--drop-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share (0 to 1) of PX requests whose connection is closed unanswered",
-    )
-    parser.add_argument(
-        "--slow-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share (0 to 1) of PX requests delayed by --slow-ms and then handled",
-    )
-    parser.add_argument(
-        "--slow-ms",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="milliseconds of delay for slow requests (default: %(default)s)",
-    )
-    parser.add_argument(
+    group.add_argument(
         "--batch-events",
         action="store_true",
         help="test-only: accept a JSON array on POST /v1/events/custom",
     )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="seed of the random generator that picks faults, for repeatable runs",
-    )
-    parser.add_argument(
+    group.add_argument(
         "--port-file",
         type=Path,
         default=None,
         metavar="PATH",
         help="write the bound port to this file once listening; removed on exit",
     )
-    parser.add_argument(
+    group.add_argument(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="level of the log written to stderr (default: %(default)s)",
     )
-    return parser
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("rate limit and delays")
+    group.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="requests per second allowed per API key, then 429; 0 means no limit",
+    )
+    group.add_argument(
+        "--retry-after",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="add a Retry-After header with this value to 429 responses",
+    )
+    group.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        metavar="N",
+        help="milliseconds of delay before every PX response",
+    )
+
+
+def _add_fault_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("injected faults")
+    group.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share (0 to 1) of PX requests that get a status from --fault-statuses",
+    )
+    group.add_argument(
+        "--fault-statuses",
+        type=_status_list,
+        default=list(DEFAULT_FAULT_STATUSES),
+        metavar="LIST",
+        help="comma-separated statuses for injected faults (default: 500,502,503)",
+    )
+    group.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share (0 to 1) of PX requests whose connection is closed "
+        "without a response",
+    )
+    group.add_argument(
+        "--slow-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share (0 to 1) of PX requests delayed by --slow-ms and then handled",
+    )
+    group.add_argument(
+        "--slow-ms",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="milliseconds of delay for slow requests (default: %(default)s)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the random generator that picks faults, for repeatable runs",
+    )
 
 
 def write_port_file(path: Path, port: int) -> None:

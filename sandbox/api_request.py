@@ -58,7 +58,7 @@ class ApiRequest:
             ) from error
 
     def json(self) -> Any:
-        """Parse the body as JSON; raise InvalidRequest if missing or malformed."""
+        """Parse the body as JSON. Raise InvalidRequest if missing or malformed."""
         if self._json is _UNSET:
             self._parse_json()
         if self._json_error is not None:

@@ -10,7 +10,7 @@ from typing import Any
 DEFAULT_API_KEY = "sandbox-key"
 DEFAULT_FAULT_STATUSES = (500, 502, 503)
 
-# Entry of ``fail_next`` that closes the connection instead of answering.
+# Entry of ``fail_next`` that closes the connection instead of responding.
 DROP = "drop"
 
 
@@ -23,9 +23,9 @@ class SandboxConfig:
     """Sandbox settings that tests may change while the server runs."""
 
     api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
-    # Requests per second for each API key; 0 turns the limiter off.
+    # Requests per second for each API key. 0 turns the limiter off.
     rate_limit: float = 0.0
-    # Seconds for a Retry-After header on 429 answers; None sends no header.
+    # Seconds for a Retry-After header on 429 responses. None sends no header.
     retry_after: int | None = None
     latency_ms: int = 0
     fault_rate: float = 0.0
@@ -35,12 +35,15 @@ class SandboxConfig:
     slow_ms: int = 1000
     # Test-only extension: accept a JSON array on POST /v1/events/custom.
     batch_events: bool = False
+    # With batch_events, name the invalid elements in the 400 answer; when
+    # false the answer is a plain validation error without indices.
+    batch_error_index: bool = True
     seed: int | None = None
-    # Statuses (or "drop") answered to the next PX requests, one entry each.
+    # Statuses (or "drop") returned to the next PX requests, one entry each.
     fail_next: list[int | str] = dataclasses.field(default_factory=list)
     # Reject customAttributes keys that match no enabled custom definition.
     reject_unknown_attributes: bool = True
-    # Maximum number of entries kept in the request log; older ones are dropped.
+    # Maximum number of entries kept in the request log. Older ones are dropped.
     log_limit: int = 100_000
 
     def to_json(self) -> dict[str, Any]:
@@ -136,6 +139,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "slow_rate": _expect_share,
     "slow_ms": _expect_int,
     "batch_events": _expect_bool,
+    "batch_error_index": _expect_bool,
     "seed": _parse_seed,
     "fail_next": _parse_fail_next,
     "reject_unknown_attributes": _expect_bool,
@@ -155,6 +159,6 @@ def parse_config_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
         parser = _PARSERS.get(name)
         if parser is None:
             known = ", ".join(sorted(CONFIG_KEYS))
-            raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
+            raise ConfigError(f"unknown setting {name!r}. Known settings: {known}")
         parsed[name] = parser(name, value)
     return parsed

@@ -56,7 +56,10 @@ class RateLimiter:
             self._buckets.clear()
 
     def allow(self, api_key: str) -> bool:
-        """Take a token for the key; a rate of 0 allows every request."""
+        """Take a token for the key and return whether the request may pass.
+
+        A rate of 0 lets every request pass.
+        """
         with self._lock:
             if self._rate <= 0:
                 return True
@@ -73,8 +76,8 @@ class RateLimiter:
 class FaultDecision:
     """Injected behaviour for one PX request that passed auth and rate limit.
 
-    ``status`` is the status to answer instead of handling the request, ``drop``
-    closes the connection without an answer, and ``delay_ms`` delays a request
+    ``status`` is the status to return instead of handling the request, ``drop``
+    closes the connection without a response, and ``delay_ms`` delays a request
     that is then handled normally.
     """
 
@@ -88,7 +91,7 @@ def choose_fault(config: SandboxConfig, rng: random.Random) -> FaultDecision | N
     """Pick the injected fault for the next PX request, or None.
 
     ``fail_next`` entries are used first, in order. Then one random draw each
-    decides a drop, a fault status and a slow answer, in that order. The caller
+    decides a drop, a fault status and a slow response, in that order. The caller
     must hold the state lock, because this consumes ``config.fail_next``.
     """
     if config.fail_next:

@@ -1,4 +1,4 @@
-"""HTTP/1.1 request handler: reads bodies, applies delays, writes or drops answers."""
+"""HTTP/1.1 request handler: reads bodies, applies delays, writes responses."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Largest request body read. PX documents no limit; this only protects the
+# Largest request body read. PX documents no limit, so this only protects the
 # sandbox process, and larger bodies get 413.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 class BodyReadError(Exception):
-    """Request body that cannot be read, with the status to answer."""
+    """Request body that cannot be read, with the status to return."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -80,7 +80,6 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         except BodyReadError as error:
             logger.warning("Rejected body of %s %s: %s", self.command, path, error)
             self.close_connection = True
-            self._send(px_error(error.status, str(error)))
             if not is_inspection_path(path):
                 self.state.record_request(
                     received=received,
@@ -92,6 +91,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                     key_valid=self.state.is_valid_key(self.headers.get(API_KEY_HEADER)),
                     fault=None,
                 )
+            self._send(px_error(error.status, str(error)))
             return
 
         request = ApiRequest(self.command, path, target.query, self.headers, body)
@@ -102,23 +102,24 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         outcome = process_px_request(self.state, request)
         if outcome.delay_ms > 0:
             time.sleep(outcome.delay_ms / 1000)
-        if outcome.response is None:
-            self._drop()
-            status = None
-        else:
-            self._send(outcome.response)
-            status = outcome.response.status
 
+        # Log before responding, so a client that has its response also finds
+        # the request in the log.
+        response = outcome.response
         self.state.record_request(
             received=received,
             method=self.command,
             path=path,
             query=target.query,
             body=request.body_for_log(),
-            status=status,
+            status=None if response is None else response.status,
             key_valid=outcome.key_valid,
             fault=outcome.fault,
         )
+        if response is None:
+            self._drop()
+        else:
+            self._send(response)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -174,7 +175,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 self.send_header("Content-Type", response.content_type)
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            # RFC 9110 forbids Content-Length on 204 answers.
+            # RFC 9110 forbids Content-Length on 204 responses.
             if response.status != HTTPStatus.NO_CONTENT:
                 self.send_header("Content-Length", str(len(response.body)))
             if self.close_connection:
@@ -183,11 +184,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             if response.body and response.status != HTTPStatus.NO_CONTENT:
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError) as error:
-            logger.debug("Client left before the answer was sent: %s", error)
+            logger.debug("Client disconnected before the response was sent: %s", error)
             self.close_connection = True
 
     def _drop(self) -> None:
-        """Close the connection without answering."""
+        """Close the connection without sending a response."""
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -19,7 +19,7 @@ from .state import SandboxState
 
 PREFIX = "/_sandbox"
 
-# Rows shown per table on the HTML page; the JSON endpoints return everything.
+# Rows shown per table on the HTML page. The JSON endpoints return everything.
 MAX_PAGE_ROWS = 500
 
 
@@ -82,11 +82,11 @@ _ROUTES: dict[str, dict[str, Callable[[SandboxState, ApiRequest], Response]]] = 
 
 
 def handle_inspection(state: SandboxState, request: ApiRequest) -> Response:
-    """Answer a request under /_sandbox/."""
+    """Handle a request under /_sandbox/."""
     methods = _ROUTES.get(request.path[len(PREFIX) :])
     if methods is None:
         known = ", ".join(PREFIX + suffix for suffix in _ROUTES if suffix)
-        return _error(HTTPStatus.NOT_FOUND, f"unknown path; known paths: {known}")
+        return _error(HTTPStatus.NOT_FOUND, f"unknown path. Known paths: {known}")
     handler = methods.get(request.method)
     if handler is None:
         response = _error(
@@ -169,7 +169,7 @@ def render_page(state: SandboxState) -> str:
         ),
     ]
     summary = html.escape(
-        f"{stats['total_requests']} PX requests; by status: "
+        f"{stats['total_requests']} PX requests. By status: "
         + json.dumps(stats["by_status"])
     )
     return (

@@ -11,8 +11,8 @@ The order is fixed:
 4. Routing and handling: 404 for an unknown path, 405 for a wrong method, 400
    for a bad body, then the endpoint itself.
 
-``latency_ms`` delays every PX answer, including 401, 429 and injected faults.
-The handler thread sleeps after handling and before answering.
+``latency_ms`` delays every PX response, including 401, 429 and injected faults.
+The handler thread sleeps after handling and before responding.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ API_KEY_HEADER = "X-APTRINSIC-API-KEY"
 class PxOutcome:
     """Result of the PX stages for one request.
 
-    ``response`` is None when the connection must be closed without an answer.
-    ``delay_ms`` is the time to wait before answering or closing.
+    ``response`` is None when the connection must be closed without a response.
+    ``delay_ms`` is the time to wait before responding or closing.
     """
 
     response: Response | None

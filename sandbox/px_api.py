@@ -34,7 +34,7 @@ MAX_EVENT_DATE_RANGE_MS = 190 * 24 * 60 * 60 * 1000
 
 @dataclasses.dataclass(frozen=True)
 class EntityKind:
-    """What differs between the user and the account endpoints."""
+    """Settings that differ between the user and the account endpoints."""
 
     model: str
     label: str
@@ -162,8 +162,7 @@ def _merge(record: dict[str, Any], fields: dict[str, Any]) -> None:
 
     NOTE: PX does not document whether PUT replaces or merges. The sandbox
     merges: fields absent from the body keep their stored values, and each
-    customAttributes key is merged on its own. Production clients send partial
-    PUT bodies, which suggests merging.
+    customAttributes key is merged on its own.
     """
     for name, value in fields.items():
         if name == "customAttributes":
@@ -187,7 +186,7 @@ def _update(
 
     if path_id is not None:
         # The id in the path names the record. NOTE: PX does not document what a
-        # different id in the body does; the sandbox ignores it.
+        # different id in the body does, so the sandbox ignores it.
         fields.pop(kind.key_field, None)
         record_id = path_id
     else:
@@ -214,7 +213,7 @@ def _delete(kind: EntityKind, state: SandboxState, record_id: str) -> Response:
     """Delete a record at once.
 
     NOTE: PX soft-deletes users and revives them when the same id is written
-    within 7 days; the sandbox does not model that. Deleting an account also
+    within 7 days, which the sandbox does not model. Deleting an account also
     deletes its users, as the contract states.
     """
     with state.lock:
@@ -262,7 +261,7 @@ def list_records(
 def create_record(
     kind: EntityKind, state: SandboxState, request: ApiRequest, params: Params
 ) -> Response:
-    """Store a new user or account; an existing id is a 400 "possible duplicate"."""
+    """Store a new user or account. An existing id gets 400 "possible duplicate"."""
     return _create(kind, state, request)
 
 
@@ -336,7 +335,7 @@ def _list(
     The first request matches, sorts and keeps the records under a new scroll
     id. Later requests with that ``scrollId`` read on from the kept records.
     A full page always carries a scrollId, even when no record remains, because
-    PX clients are told to stop on a short page rather than on a null scrollId.
+    PX documents that clients should stop on a short page, not on a null scrollId.
     """
     page_size = _page_size(request)
     scroll_id = request.query_value("scrollId")
@@ -424,7 +423,7 @@ def list_events(state: SandboxState, request: ApiRequest, params: Params) -> Res
 
 
 def _store_event(state: SandboxState, event: dict[str, Any]) -> None:
-    # NOTE: PX does not document the date of an event sent without one; the
+    # NOTE: PX does not document the date of an event sent without one, so the
     # sandbox uses the time of receipt.
     event.setdefault("date", now_ms())
     state.events.append(event)
@@ -451,12 +450,13 @@ def create_events(state: SandboxState, request: ApiRequest, params: Params) -> R
 
 
 def _create_event_batch(state: SandboxState, body: list[Any]) -> Response:
-    """Store the valid events of an array body and report the invalid ones.
+    """Store an array of events, all or none.
 
     Test-only extension: the PX contract takes one event per request. It does
     define an unused ``CustomEventsBatchError {index, message}`` type, which
-    this models: a 400 with one such entry per invalid element, while the
-    valid elements are stored.
+    this models: when any element is invalid nothing is stored, and the 400
+    lists each invalid element (or, with ``batch_error_index`` off, gives a
+    plain validation error).
     """
     if not body:
         return _bad_request("Request body must contain at least one custom event")
@@ -471,11 +471,15 @@ def _create_event_batch(state: SandboxState, body: list[Any]) -> Response:
         else:
             valid_events.append(event)
 
+    if batch_errors:
+        with state.lock:
+            with_index = state.config.batch_error_index
+        if with_index:
+            return json_response(HTTPStatus.BAD_REQUEST, batch_errors)
+        return _bad_request(f"{len(batch_errors)} custom events in the batch are invalid")
     with state.lock:
         for event in valid_events:
             _store_event(state, event)
-    if batch_errors:
-        return json_response(HTTPStatus.BAD_REQUEST, batch_errors)
     return created()
 
 
@@ -546,7 +550,7 @@ def dispatch(state: SandboxState, request: ApiRequest) -> Response:
 
     A literal path beats a ``{name}`` pattern, as in Spring: PUT /v1/users/update
     updates by body, while GET /v1/users/update reads the user "update".
-    Invalid bodies and parameters become 400 answers.
+    Invalid bodies and parameters get 400 responses.
     """
     try:
         segments = request.path_segments()

@@ -1,6 +1,6 @@
 """Filter and sort records the way the PX list endpoints describe.
 
-A ``filter`` parameter holds terms joined by ``;`` (logical AND), such as
+A ``filter`` parameter contains terms joined by ``;`` (logical AND), such as
 ``eventName==Login;date>1700000000000``. Repeated ``filter`` parameters are
 joined by logical OR. Operators are ``== != < <= > >= ~ !~``, and ``~``/``!~``
 take the wildcards ``*`` and ``?``. Field names may be dotted paths such as

@@ -1,4 +1,4 @@
-"""HTTP answers of the sandbox and the PX error body shape."""
+"""HTTP responses of the sandbox and the PX error body shape."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 HTML_CONTENT_TYPE = "text/html;charset=UTF-8"
 
 # Injected faults with these statuses get an HTML page, as a gateway or WAF in
-# front of the API would send. Clients of PX have met such non-JSON 403 bodies.
+# front of the API would send, so that clients meet non-JSON error bodies.
 HTML_FAULT_STATUSES = frozenset({403, 502, 503, 504})
 
 AUTH_FAILED_MESSAGE = (
@@ -22,7 +22,7 @@ AUTH_FAILED_MESSAGE = (
 
 @dataclasses.dataclass
 class Response:
-    """Status, headers and body of one HTTP answer."""
+    """Status, headers and body of one HTTP response."""
 
     status: int
     body: bytes = b""
@@ -39,25 +39,25 @@ def encode_json(payload: Any) -> bytes:
 def json_response(
     status: int, payload: Any, headers: dict[str, str] | None = None
 ) -> Response:
-    """Build a JSON answer."""
+    """Build a JSON response."""
     return Response(status, encode_json(payload), JSON_CONTENT_TYPE, headers or {})
 
 
 def html_response(status: int, page: str) -> Response:
-    """Build an HTML answer."""
+    """Build an HTML response."""
     return Response(status, page.encode("utf-8"), HTML_CONTENT_TYPE)
 
 
 def no_content() -> Response:
-    """Build a 204 answer, which carries no body."""
+    """Build a 204 response, which carries no body."""
     return Response(HTTPStatus.NO_CONTENT)
 
 
 def created() -> Response:
-    """Build the 201 answer of the PX create operations.
+    """Build the 201 response of the PX create operations.
 
     The contract types the body as a Spring ResponseEntity whose statusCode enum
-    holds numeric strings. PX clients read only the status code.
+    contains numeric strings. PX clients read only the status code.
     """
     payload = {"body": {}, "statusCode": "201", "statusCodeValue": 201}
     return json_response(HTTPStatus.CREATED, payload)
@@ -79,7 +79,7 @@ def px_error(
     debug_message: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """Build a PX error answer in the ``externalapierror`` shape."""
+    """Build a PX error response in the ``externalapierror`` shape."""
     payload = {
         "externalapierror": {
             "status": status_name(status),
@@ -92,17 +92,17 @@ def px_error(
 
 
 def validation_error(sub_errors: list[dict[str, Any]]) -> Response:
-    """Build the 400 answer for a body that failed field validation."""
+    """Build the 400 response for a body that failed field validation."""
     return px_error(HTTPStatus.BAD_REQUEST, "Validation error", sub_errors=sub_errors)
 
 
 def unauthorized() -> Response:
-    """Build the 401 answer for a missing or unknown API key."""
+    """Build the 401 response for a missing or unknown API key."""
     return px_error(HTTPStatus.UNAUTHORIZED, AUTH_FAILED_MESSAGE)
 
 
 def rate_limited(retry_after: int | None) -> Response:
-    """Build the 429 answer, with Retry-After only when it is configured."""
+    """Build the 429 response, with Retry-After only when it is configured."""
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
     return px_error(
         HTTPStatus.TOO_MANY_REQUESTS, "Rate limit exceeded", headers=headers
@@ -110,7 +110,7 @@ def rate_limited(retry_after: int | None) -> Response:
 
 
 def injected_fault(status: int, retry_after: int | None) -> Response:
-    """Build the answer for a fault status injected by the sandbox."""
+    """Build the response for a fault status injected by the sandbox."""
     if status == HTTPStatus.TOO_MANY_REQUESTS:
         return rate_limited(retry_after)
 

@@ -17,12 +17,12 @@ from .state import ATTRIBUTE_SETTINGS, SandboxState
 
 logger = logging.getLogger(__name__)
 
-# Seconds between checks for a stop request; stop() waits up to this long.
+# Seconds between checks for a stop request. stop() waits up to this long.
 POLL_INTERVAL_S = 0.05
 
 
 def validate_loopback_host(host: str) -> str:
-    """Return the IP address to bind for host; raise ValueError unless loopback.
+    """Return the IP address to bind for host, or raise ValueError unless loopback.
 
     Accepts loopback IP addresses such as 127.0.0.1 or ::1, and "localhost",
     which binds 127.0.0.1 without asking a resolver.
@@ -37,7 +37,7 @@ def validate_loopback_host(host: str) -> str:
         ) from error
     if not address.is_loopback:
         raise ValueError(
-            f"host {host!r} is not a loopback address; the sandbox listens only "
+            f"host {host!r} is not a loopback address. The sandbox listens only "
             "on loopback addresses such as 127.0.0.1 or ::1"
         )
     return str(address)
@@ -48,7 +48,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    # Benchmarks open up to 64 connections at once; a deep backlog keeps the
+    # Benchmarks open up to 64 connections at once, and a deep backlog keeps the
     # kernel from refusing connections while handler threads start.
     request_queue_size = 1024
 
@@ -154,7 +154,7 @@ class SandboxServer:
         logger.info("PX sandbox on %s stopped", self.url)
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        """Merge setting changes, as PUT /_sandbox/config does; return the result."""
+        """Merge setting changes as PUT /_sandbox/config does and return the result."""
         return self.state.configure(changes)
 
     def reset(self) -> None:

@@ -330,7 +330,7 @@ def _validate_record(
 
     Null values and unknown fields are left out of the result, and read-only
     fields are ignored. NOTE: whether PX treats null as "no change" or as
-    "clear" is not documented; the sandbox leaves the stored value unchanged.
+    "clear" is not documented, so the sandbox leaves the stored value unchanged.
     """
     problems: list[Problem] = []
     stored: dict[str, Any] = {}
@@ -351,7 +351,7 @@ def _validate_record(
             continue
         check = fields.get(name)
         if check is None:
-            # Unknown properties are ignored, as Jackson does by default in Spring.
+            # Unknown properties are ignored, as Spring Boot configures Jackson to do.
             continue
         value_problems = check(name, value)
         if value_problems:
@@ -404,7 +404,7 @@ def validate_event(body: Any) -> tuple[dict[str, Any], list[SubError]]:
     """Validate one custom event and return the fields to store and the sub-errors.
 
     NOTE: Gainsight documents the name and attribute limits for its SDKs but not
-    what the REST endpoint does when they are exceeded; the sandbox answers 400.
+    what the REST endpoint does when they are exceeded. The sandbox returns 400.
     """
     if not isinstance(body, dict):
         problem = ("customEvent", body, "must be a JSON object")

@@ -108,11 +108,9 @@ def parse_error_in_chunks(data: bytes, filename: str, chunk_size: int) -> Upload
     ],
 )
 def test_detect_format_by_extension(filename: str, expected: str) -> None:
-    # The content points elsewhere, so only the extension can decide.
-    assert (
-        detect_format(filename, b"[1, 2]\n" if expected != "json" else b"a,b\n")
-        == expected
-    )
+    # The content looks like another format, so only the extension can decide.
+    head = b"a,b\n" if expected == "json" else b"[1, 2]\n"
+    assert detect_format(filename, head) == expected
 
 
 @pytest.mark.parametrize(
@@ -630,6 +628,18 @@ def test_json_brackets_in_strings_ignored() -> None:
     assert parse(text.encode(), "data.json") == [{"a": "[{" * 100 + '"[[[', "b": "]]"}]
 
 
+def test_json_depth_after_escaped_backslash() -> None:
+    # The string "x\\" ends at its second quote, so the arrays after it count.
+    text = '{"a": "x\\\\", "b": ' + "[" * 40 + "]" * 40 + "}"
+    assert "more than 32 levels" in parse_error(text.encode(), "data.json").reason
+    assert len(parse(text.encode(), "data.json", max_depth=41)) == 1
+
+
+def test_json_unterminated_string_rejected() -> None:
+    error = parse_error(b'[{"a": "[[[[[[[[}]', "data.json", max_depth=3)
+    assert error.line == 1
+
+
 def test_json_empty_array_rejected() -> None:
     error = parse_error(b" [ \n ] ", "data.json")
     assert "no records" in error.reason
@@ -654,6 +664,18 @@ def test_json_float_overflow_rejected() -> None:
 def test_json_huge_integer_rejected() -> None:
     error = parse_error(b'{"a": ' + b"1" * 5000 + b"}", "data.json")
     assert "digits" in error.reason
+
+
+def test_json_unpaired_surrogate_rejected() -> None:
+    error = parse_error(b'[{"a": "x"},\n{"a": ["\\ud800"]}]', "data.json")
+    assert "\\ud800" in error.reason
+    assert "index 1" in error.reason
+    assert error.line == 2
+
+
+def test_json_paired_surrogates_accepted() -> None:
+    data = b'{"smile": "\\ud83d\\ude00", "path": "C:\\\\ud800"}'
+    assert parse(data, "data.json") == [{"smile": "😀", "path": "C:\\ud800"}]
 
 
 def test_json_over_max_bytes_rejected() -> None:
@@ -712,6 +734,19 @@ def test_ndjson_non_finite_literal_rejected() -> None:
     error = parse_error(b'{"a": NaN}\n', "data.ndjson")
     assert error.line == 1
     assert "NaN" in error.reason
+
+
+def test_ndjson_unpaired_surrogate_rejected() -> None:
+    error = parse_error(b'{"a": "\\ud83d"}\n{"a": "\\udc00"}\n', "data.ndjson")
+    assert "\\ud83d" in error.reason
+    assert error.line == 1
+
+
+def test_ndjson_trailing_data_rejected() -> None:
+    error = parse_error(b'{"a": 1}\n{"a": 2} {"a": 3}\n', "data.ndjson")
+    assert error.line == 2
+    assert "column 10" in error.reason
+    assert "extra data" in error.reason
 
 
 @pytest.mark.parametrize("data", [b"", b"\n \r\n"])

@@ -77,9 +77,7 @@ def test_auth_missing_key_401(server: SandboxServer) -> None:
 
 
 def test_auth_unknown_key_401(server: SandboxServer) -> None:
-    response = requests.get(
-        f"{server.url}/v1/users", headers={KEY_HEADER: "not-a-key"}
-    )
+    response = requests.get(f"{server.url}/v1/users", headers={KEY_HEADER: "not-a-key"})
     assert response.status_code == 401
     assert response.json()["externalapierror"]["status"] == "UNAUTHORIZED"
 
@@ -197,7 +195,11 @@ def test_user_update_merges_204(server: SandboxServer, http: requests.Session) -
     )
     response = http.put(
         f"{server.url}/v1/users/update",
-        json={"identifyId": "u-1", "firstName": "Ann", "customAttributes": {"seats": 3}},
+        json={
+            "identifyId": "u-1",
+            "firstName": "Ann",
+            "customAttributes": {"seats": 3},
+        },
     )
     assert response.status_code == 204
     assert response.content == b""
@@ -407,7 +409,9 @@ def test_event_missing_field_400(
 def test_event_invalid_field_400(
     server: SandboxServer, http: requests.Session, field: str, value: Any
 ) -> None:
-    response = http.post(f"{server.url}/v1/events/custom", json=event_body(**{field: value}))
+    response = http.post(
+        f"{server.url}/v1/events/custom", json=event_body(**{field: value})
+    )
     assert response.status_code == 400
     assert error_fields(response) == [field]
     assert server.state.events == []
@@ -425,13 +429,30 @@ def test_event_batch_mode_reports_indexes(
     server: SandboxServer, http: requests.Session
 ) -> None:
     server.configure(batch_events=True)
-    batch = [event_body(), event_body(userType="NOBODY"), event_body(), {"eventName": 1}]
+    batch = [
+        event_body(),
+        event_body(userType="NOBODY"),
+        event_body(),
+        {"eventName": 1},
+    ]
     response = http.post(f"{server.url}/v1/events/custom", json=batch)
     assert response.status_code == 400
     errors = response.json()
     assert [error["index"] for error in errors] == [1, 3]
     assert "userType" in errors[0]["message"]
-    assert len(server.state.events) == 2
+    assert server.state.events == []
+
+
+def test_event_batch_mode_plain_error(
+    server: SandboxServer, http: requests.Session
+) -> None:
+    server.configure(batch_events=True, batch_error_index=False)
+    response = http.post(
+        f"{server.url}/v1/events/custom", json=[event_body(), {"eventName": 1}]
+    )
+    assert response.status_code == 400
+    assert "externalapierror" in response.json()
+    assert server.state.events == []
 
 
 def test_event_batch_mode_all_valid_201(
@@ -494,7 +515,10 @@ def test_wrong_method_405(server: SandboxServer, http: requests.Session) -> None
         ({"propertyKeys": DEFAULT_PRODUCT_KEY}, "propertyKeys"),
         ({"propertyKeys": [DEFAULT_PRODUCT_KEY, 7]}, "propertyKeys"),
         ({"customAttributes": ["plan"]}, "customAttributes"),
-        ({"customAttributes": {"trialEnds": "2024-01-01"}}, "customAttributes.trialEnds"),
+        (
+            {"customAttributes": {"trialEnds": "2024-01-01"}},
+            "customAttributes.trialEnds",
+        ),
         ({"customAttributes": {"seats": "3"}}, "customAttributes.seats"),
         ({"customAttributes": {"beta": "yes"}}, "customAttributes.beta"),
         ({"customAttributes": {"plan": 3}}, "customAttributes.plan"),
@@ -578,7 +602,9 @@ def test_fault_rate_one_stores_nothing(
     assert server.state.requests[-1]["fault"] == "fault_rate"
 
 
-def test_fault_rate_set_over_http(server: SandboxServer, http: requests.Session) -> None:
+def test_fault_rate_set_over_http(
+    server: SandboxServer, http: requests.Session
+) -> None:
     config = requests.put(
         f"{server.url}/_sandbox/config", json={"fault_rate": 1, "fault_statuses": [502]}
     )
@@ -589,7 +615,7 @@ def test_fault_rate_set_over_http(server: SandboxServer, http: requests.Session)
     assert server.state.events == []
 
 
-def test_fail_next_answers_in_order(
+def test_fail_next_statuses_in_order(
     server: SandboxServer, http: requests.Session
 ) -> None:
     server.configure(fail_next=[429, 429, 503])
@@ -639,7 +665,7 @@ def test_slow_request_still_stored(
     assert "u-1" in server.state.users
 
 
-def test_latency_delays_every_answer(
+def test_latency_delays_every_response(
     server: SandboxServer, http: requests.Session
 ) -> None:
     server.configure(latency_ms=200)
@@ -650,7 +676,9 @@ def test_latency_delays_every_answer(
     assert elapsed >= 0.2
 
 
-def test_keep_alive_uses_http_1_1(server: SandboxServer, http: requests.Session) -> None:
+def test_keep_alive_uses_http_1_1(
+    server: SandboxServer, http: requests.Session
+) -> None:
     response = http.get(f"{server.url}/v1/users")
     assert response.raw.version == 11
     assert response.headers.get("Connection", "").lower() != "close"

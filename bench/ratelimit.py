@@ -1,0 +1,89 @@
+"""Benchmark 2: delivery under a PX rate limit of R requests per second.
+
+The sandbox answers with 429 beyond R requests per second per API key (a token
+bucket holding one second of burst), and the credential's rate_limit is R too.
+A Celery worker process delivers a Track Custom Event run of ``--records``
+records.
+
+Targets: the run sends at >= 0.95 R on average, <= 1% of requests get 429,
+and the sandbox stores every record exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from bench import harness
+
+NAME = "ratelimit"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ratelimit", description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000, help="records in the run (default 20000)")
+    parser.add_argument("--rate", type=int, default=200, help="R: requests per second of the sandbox and the credential (default 200)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="delay the sandbox adds to each answer, in ms (default 0)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the run before giving up (default 600)")
+    args = parser.parse_args(argv)
+
+    with harness.Services(NAME) as services:
+        env = harness.product_env(services, harness.DEFAULT_DATABASE)
+        harness.setup_django(env)
+        from django.conf import settings
+
+        harness.empty_tables()
+        harness.purge_broker()
+        sandbox = services.sandbox
+        sandbox.configure(latency_ms=args.latency_ms, rate_limit=args.rate)
+
+        team, credential = harness.create_team_and_credential(rate_limit=args.rate)
+        nexset = harness.create_event_nexset(team, args.records)
+        destination = harness.create_event_destination(nexset, credential)
+
+        sandbox.reset()
+        with harness.Worker(env, f"{NAME}-worker"):
+            run = harness.start_run(destination)
+            run = harness.wait_for_run(run, args.timeout)
+        stats = sandbox.stats()
+        events = sandbox.state()["events"]
+
+    seconds = harness.run_seconds(run)
+    total = stats["total_requests"]
+    throttled = stats["status_429"]
+    accepted = total - throttled
+    # Whole seconds only: the first and last second of the run are partial.
+    per_second = [entry["count"] for entry in stats["per_second"]][1:-1]
+    distinct = len({event["attributes"]["Seq"] for event in events})
+    figures = {
+        "records": args.records,
+        "rate": args.rate,
+        "latency_ms": args.latency_ms,
+        "concurrency": settings.DELIVERY_CONCURRENCY,
+        "run_status": run.status,
+        "run_seconds": round(seconds, 2),
+        "run_succeeded": run.succeeded,
+        "run_failed": run.failed,
+        "run_retried": run.retried,
+        "requests": total,
+        "requests_429": throttled,
+        "share_429": round(throttled / total, 5) if total else None,
+        "accepted_per_s": round(accepted / seconds, 1),
+        "accepted_vs_rate": round(accepted / seconds / args.rate, 3),
+        "median_requests_per_whole_second": statistics.median(per_second) if per_second else None,
+        "min_requests_per_whole_second": min(per_second) if per_second else None,
+        "max_requests_per_whole_second": max(per_second) if per_second else None,
+        "events_stored": stats["events"],
+        "distinct_records_stored": distinct,
+    }
+    figures["targets_met"] = {
+        "accepted_vs_rate>=0.95": figures["accepted_vs_rate"] >= 0.95,
+        "share_429<=0.01": throttled <= 0.01 * total,
+        "nothing_lost": stats["events"] == args.records and distinct == args.records,
+    }
+    harness.save_result(NAME, figures)
+    harness.print_figures(f"{NAME}: {args.records} records at R = {args.rate} requests/s", list(figures.items()))
+
+
+if __name__ == "__main__":
+    main()

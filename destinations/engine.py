@@ -37,6 +37,8 @@ from px.client import PxClient, PxResponse, PxTransportError
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+# How often a worker checks whether its destination was paused or edited.
+CHECK_INTERVAL_SECONDS = 0.5
 RESPONSE_BODY_LIMIT = 4000
 
 
@@ -66,9 +68,14 @@ def release_stale_claims(run: Run | None = None) -> int:
     )
     if run is not None:
         stale = stale.filter(run=run)
+    run_ids = sorted(set(stale.values_list("run_id", flat=True)))
     count = stale.update(status=RecordResult.Status.PENDING, claimed_by="", claimed_at=None)
     if count:
-        logger.warning("Released %s records claimed by a worker that stopped", count)
+        logger.warning(
+            "Released %s records of runs %s claimed by a worker that stopped reporting",
+            count,
+            run_ids,
+        )
     return count
 
 
@@ -160,23 +167,12 @@ class RunDelivery:
 
     def _deliver_chunk(self, pool: ThreadPoolExecutor, client: PxClient, chunk: list[RecordResult]) -> None:
         by_record = {result.record_id: result for result in chunk}
-        try:
-            plan = DeliveryPlan.for_destination(self.destination)
-        except ManualConfigError as exc:
-            self._release(list(by_record.values()))
-            pause_destination(self.destination, f"invalid configuration: {exc}")
-            self._stop.set()
+        plan = self._current_plan(chunk)
+        if plan is None:
             return
-        items = [(result.record_id, result.record.data) for result in chunk]
-        planned, rejected = plan.plan(items)
-        for rejection in rejected:
-            self._finish(by_record[rejection.key], RecordResult.Status.FAILED, rejection.reason)
-        if plan.skip_unchanged:
-            planned = self._drop_unchanged(planned, by_record)
-
+        queue = self._prepare(plan, [(result.record_id, result.record.data) for result in chunk], by_record)
         pending: set[Future[Delivered]] = set()
-        queue = list(planned)
-        queue.reverse()
+        last_check = time.monotonic()
         while queue or pending:
             while queue and len(pending) < self.concurrency and not self._stop.is_set():
                 request = queue.pop()
@@ -187,15 +183,48 @@ class RunDelivery:
             for future in done:
                 self._record(future.result(), by_record, plan)
             self._flush()
-            if not self._stop.is_set() and not self._still_active():
+            if self._stop.is_set() or time.monotonic() - last_check < CHECK_INTERVAL_SECONDS:
+                continue
+            last_check = time.monotonic()
+            status, updated = Destination.objects.filter(pk=self.destination.pk).values_list("status", "updated").get()
+            if status != Destination.Status.ACTIVE:
                 self.stop_reason = "paused"
                 self._stop.set()
+            elif updated != self.destination.updated:
+                # The settings were edited: requests not yet sent are built
+                # again with the new ones; those already sent stay as they were.
+                unsent = [by_record[key] for request in queue for key in request.keys]
+                self.destination.refresh_from_db()
+                plan = self._current_plan(unsent)
+                if plan is None:
+                    queue = []
+                    break
+                queue = self._prepare(plan, [(result.record_id, result.record.data) for result in unsent], by_record)
         unsent = [by_record[key] for request in queue for key in request.keys]
         self._release(unsent)
 
-    def _still_active(self) -> bool:
-        status = Destination.objects.filter(pk=self.destination.pk).values_list("status", flat=True).first()
-        return status == Destination.Status.ACTIVE
+    def _current_plan(self, claimed: list[RecordResult]) -> DeliveryPlan | None:
+        """Build the plan from the destination's settings, or pause it if they are invalid."""
+        try:
+            return DeliveryPlan.for_destination(self.destination)
+        except ManualConfigError as exc:
+            self._release(claimed)
+            pause_destination(self.destination, f"invalid configuration: {exc}")
+            self._stop.set()
+            return None
+
+    def _prepare(self, plan: DeliveryPlan, items: list[tuple[int, Any]], by_record: dict[Any, RecordResult]) -> list[PlannedRequest]:
+        """Plan requests for the items, failing records that cannot be sent.
+
+        Returns the requests in reverse order, so that pop() takes the first.
+        """
+        planned, rejected = plan.plan(items)
+        for rejection in rejected:
+            self._finish(by_record[rejection.key], RecordResult.Status.FAILED, rejection.reason)
+        if plan.skip_unchanged:
+            planned = self._drop_unchanged(planned, by_record)
+        planned.reverse()
+        return planned
 
     def _drop_unchanged(self, planned: list[PlannedRequest], by_record: dict[Any, RecordResult]) -> list[PlannedRequest]:
         keys = [request.object_key for request in planned if request.object_key]

@@ -6,6 +6,7 @@ import io
 import time
 
 import pytest
+from django.db import connection
 
 from destinations import runs
 from destinations.engine import RunDelivery
@@ -217,3 +218,33 @@ def test_penalty_halves_shared_rate(credential):
     limit = SharedRateLimit(credential.pk, rate=100)
     assert limit.penalize() == pytest.approx(0.5, abs=0.01)
     assert limit.penalize() == pytest.approx(0.25, abs=0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_edit_applies_to_unsent_records(make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks):
+    settings.DELIVERY_CONCURRENCY = 1
+    sandbox.state.configure({"latency_ms": 100})
+    nexset = make_nexset(event_rows(30))
+    destination = template_destination(nexset, credential, template="track_event")
+    run = new_run(destination, django_capture_on_commit_callbacks)
+
+    import threading
+
+    def edit_soon():
+        time.sleep(0.8)
+        edited = Destination.objects.get(pk=destination.pk)
+        edited.config = {**edited.config, "product_key": "AP-EDITED-2"}
+        edited.save()
+        connection.close()
+
+    editor = threading.Thread(target=edit_soon)
+    editor.start()
+    deliver(run)
+    editor.join()
+    keys = [entry["body"]["propertyKey"] for entry in sandbox_requests("/v1/events/custom")]
+    assert run.succeeded == 30
+    assert len(keys) == 30
+    assert keys[0] == "AP-TEST-2"
+    assert keys[-1] == "AP-EDITED-2"
+    # Once the edit is seen, no request goes out with the old key again.
+    assert keys == sorted(keys, key=lambda key: key == "AP-EDITED-2")

@@ -54,7 +54,9 @@ ALLOWED_HOSTS = [
     if h.strip()
 ]
 CSRF_TRUSTED_ORIGINS = [
-    o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
+    o.strip()
+    for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",")
+    if o.strip()
 ]
 
 INSTALLED_APPS = [
@@ -123,9 +125,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # processes started by the end-to-end tests see it.
 _TEST_SUFFIX = os.environ.get("TEST_DATABASE_SUFFIX", str(os.getpid()))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{_TEST_SUFFIX}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(VAR_DIR / f"test-{_TEST_SUFFIX}.sqlite3")
+    }
 else:
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_TEST_SUFFIX}"}
+    DATABASES["default"]["TEST"] = {
+        "NAME": f"test_{DATABASES['default']['NAME']}_{_TEST_SUFFIX}"
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

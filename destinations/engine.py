@@ -50,8 +50,8 @@ def worker_id() -> str:
 class Delivered:
     """What happened to one planned request, after retries and bisection."""
 
-    outcomes: list[tuple[list[Any], str, str, PlannedRequest, PxResponse | None]] = field(
-        default_factory=list
+    outcomes: list[tuple[list[Any], str, str, PlannedRequest, PxResponse | None]] = (
+        field(default_factory=list)
     )
     requests: int = 0
     retried: int = 0
@@ -69,7 +69,9 @@ def release_stale_claims(run: Run | None = None) -> int:
     if run is not None:
         stale = stale.filter(run=run)
     run_ids = sorted(set(stale.values_list("run_id", flat=True)))
-    count = stale.update(status=RecordResult.Status.PENDING, claimed_by="", claimed_at=None)
+    count = stale.update(
+        status=RecordResult.Status.PENDING, claimed_by="", claimed_at=None
+    )
     if count:
         logger.warning(
             "Released %s records of runs %s claimed by a worker that stopped reporting",
@@ -89,8 +91,12 @@ def claim(run: Run, worker: str, size: int) -> list[RecordResult]:
         )
         if not ids:
             return []
-        RecordResult.objects.filter(id__in=ids, status=RecordResult.Status.PENDING).update(
-            status=RecordResult.Status.CLAIMED, claimed_by=worker, claimed_at=timezone.now()
+        RecordResult.objects.filter(
+            id__in=ids, status=RecordResult.Status.PENDING
+        ).update(
+            status=RecordResult.Status.CLAIMED,
+            claimed_by=worker,
+            claimed_at=timezone.now(),
         )
     return list(
         RecordResult.objects.filter(
@@ -126,7 +132,9 @@ class RunDelivery:
         False when it stopped at the deadline with work left.
         """
         Run.objects.filter(pk=self.run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+            status=Run.Status.RUNNING,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
         )
         release_stale_claims(self.run)
         client = PxClient(
@@ -165,12 +173,18 @@ class RunDelivery:
 
     # One claimed chunk ---------------------------------------------------
 
-    def _deliver_chunk(self, pool: ThreadPoolExecutor, client: PxClient, chunk: list[RecordResult]) -> None:
+    def _deliver_chunk(
+        self, pool: ThreadPoolExecutor, client: PxClient, chunk: list[RecordResult]
+    ) -> None:
         by_record = {result.record_id: result for result in chunk}
         plan = self._current_plan(chunk)
         if plan is None:
             return
-        queue = self._prepare(plan, [(result.record_id, result.record.data) for result in chunk], by_record)
+        queue = self._prepare(
+            plan,
+            [(result.record_id, result.record.data) for result in chunk],
+            by_record,
+        )
         pending: set[Future[Delivered]] = set()
         last_check = time.monotonic()
         while queue or pending:
@@ -183,10 +197,17 @@ class RunDelivery:
             for future in done:
                 self._record(future.result(), by_record, plan)
             self._flush()
-            if self._stop.is_set() or time.monotonic() - last_check < CHECK_INTERVAL_SECONDS:
+            if (
+                self._stop.is_set()
+                or time.monotonic() - last_check < CHECK_INTERVAL_SECONDS
+            ):
                 continue
             last_check = time.monotonic()
-            status, updated = Destination.objects.filter(pk=self.destination.pk).values_list("status", "updated").get()
+            status, updated = (
+                Destination.objects.filter(pk=self.destination.pk)
+                .values_list("status", "updated")
+                .get()
+            )
             if status != Destination.Status.ACTIVE:
                 self.stop_reason = "paused"
                 self._stop.set()
@@ -199,7 +220,11 @@ class RunDelivery:
                 if plan is None:
                     queue = []
                     break
-                queue = self._prepare(plan, [(result.record_id, result.record.data) for result in unsent], by_record)
+                queue = self._prepare(
+                    plan,
+                    [(result.record_id, result.record.data) for result in unsent],
+                    by_record,
+                )
         unsent = [by_record[key] for request in queue for key in request.keys]
         self._release(unsent)
 
@@ -213,23 +238,34 @@ class RunDelivery:
             self._stop.set()
             return None
 
-    def _prepare(self, plan: DeliveryPlan, items: list[tuple[int, Any]], by_record: dict[Any, RecordResult]) -> list[PlannedRequest]:
+    def _prepare(
+        self,
+        plan: DeliveryPlan,
+        items: list[tuple[int, Any]],
+        by_record: dict[Any, RecordResult],
+    ) -> list[PlannedRequest]:
         """Plan requests for the items, failing records that cannot be sent.
 
         Returns the requests in reverse order, so that pop() takes the first.
         """
         planned, rejected = plan.plan(items)
         for rejection in rejected:
-            self._finish(by_record[rejection.key], RecordResult.Status.FAILED, rejection.reason)
+            self._finish(
+                by_record[rejection.key], RecordResult.Status.FAILED, rejection.reason
+            )
         if plan.skip_unchanged:
             planned = self._drop_unchanged(planned, by_record)
         planned.reverse()
         return planned
 
-    def _drop_unchanged(self, planned: list[PlannedRequest], by_record: dict[Any, RecordResult]) -> list[PlannedRequest]:
+    def _drop_unchanged(
+        self, planned: list[PlannedRequest], by_record: dict[Any, RecordResult]
+    ) -> list[PlannedRequest]:
         keys = [request.object_key for request in planned if request.object_key]
         known = dict(
-            DeliveredContent.objects.filter(destination=self.destination, key__in=keys).values_list("key", "digest")
+            DeliveredContent.objects.filter(
+                destination=self.destination, key__in=keys
+            ).values_list("key", "digest")
         )
         kept = []
         for request in planned:
@@ -242,17 +278,29 @@ class RunDelivery:
 
     # Sending (worker threads) ---------------------------------------------
 
-    def _send(self, client: PxClient, plan: DeliveryPlan, request: PlannedRequest) -> Delivered:
+    def _send(
+        self, client: PxClient, plan: DeliveryPlan, request: PlannedRequest
+    ) -> Delivered:
         delivered = Delivered()
         self._send_into(client, plan, request, delivered)
         return delivered
 
-    def _send_into(self, client: PxClient, plan: DeliveryPlan, request: PlannedRequest, delivered: Delivered) -> None:
+    def _send_into(
+        self,
+        client: PxClient,
+        plan: DeliveryPlan,
+        request: PlannedRequest,
+        delivered: Delivered,
+    ) -> None:
         attempt = 0
         while True:
             attempt += 1
             outcome, message, response = self._attempt(client, request, delivered)
-            if outcome == flows.RETRY and attempt < settings.DELIVERY_MAX_ATTEMPTS and not self._stop.is_set():
+            if (
+                outcome == flows.RETRY
+                and attempt < settings.DELIVERY_MAX_ATTEMPTS
+                and not self._stop.is_set()
+            ):
                 delivered.retried += 1
                 time.sleep(backoff_seconds(attempt, response))
                 continue
@@ -260,7 +308,9 @@ class RunDelivery:
         if outcome == flows.AUTH:
             delivered.auth_error = message
             self._stop.set()
-            delivered.outcomes.append((request.keys, "auth", message, request, response))
+            delivered.outcomes.append(
+                (request.keys, "auth", message, request, response)
+            )
             return
         if outcome == flows.FAIL and len(request.items) > 1:
             self._split_rejected_batch(client, plan, request, response, delivered)
@@ -291,20 +341,28 @@ class RunDelivery:
             for index, item in enumerate(request.items):
                 if index in errors:
                     message = f"rejected in a batch: {errors[index]}"
-                    delivered.outcomes.append(([item[0]], "failed", message, request, response))
+                    delivered.outcomes.append(
+                        ([item[0]], "failed", message, request, response)
+                    )
                 else:
                     rest.append(item)
             if rest:
-                self._send_into(client, plan, plan.request_for(rest, batch=True), delivered)
+                self._send_into(
+                    client, plan, plan.request_for(rest, batch=True), delivered
+                )
             return
         middle = len(request.items) // 2
         for half in (request.items[:middle], request.items[middle:]):
             self._send_into(client, plan, plan.request_for(half, batch=True), delivered)
 
-    def _attempt(self, client: PxClient, request: PlannedRequest, delivered: Delivered) -> tuple[str, str, PxResponse | None]:
+    def _attempt(
+        self, client: PxClient, request: PlannedRequest, delivered: Delivered
+    ) -> tuple[str, str, PxResponse | None]:
         try:
             if request.template:
-                result = flows.run_flow(self._throttled(client, delivered), request.template, request.body)
+                result = flows.run_flow(
+                    self._throttled(client, delivered), request.template, request.body
+                )
                 for attempt in result.attempts:
                     delivered.exchanges.append((request, attempt.response))
                 return result.outcome, result.message, result.last_response
@@ -347,7 +405,12 @@ class RunDelivery:
 
     # Writing results (main thread) ------------------------------------------
 
-    def _record(self, delivered: Delivered, by_record: dict[Any, RecordResult], plan: DeliveryPlan) -> None:
+    def _record(
+        self,
+        delivered: Delivered,
+        by_record: dict[Any, RecordResult],
+        plan: DeliveryPlan,
+    ) -> None:
         self._counts["requests"] += delivered.requests
         self._counts["retried"] += delivered.retried
         self._counts["throttled"] += delivered.throttled
@@ -372,7 +435,14 @@ class RunDelivery:
     def _finish(self, result: RecordResult, status: str, error: str) -> None:
         self._finish_many([result], status, error, None, None)
 
-    def _finish_many(self, results: list[RecordResult], status: str, error: str, request: PlannedRequest | None, response: PxResponse | None) -> None:
+    def _finish_many(
+        self,
+        results: list[RecordResult],
+        status: str,
+        error: str,
+        request: PlannedRequest | None,
+        response: PxResponse | None,
+    ) -> None:
         values: dict[str, Any] = {
             "status": status,
             "error": error,
@@ -383,7 +453,9 @@ class RunDelivery:
             values["request"] = {
                 "method": request.method,
                 "url": request.url,
-                "body": request.body.decode("utf-8", errors="replace")[:RESPONSE_BODY_LIMIT],
+                "body": request.body.decode("utf-8", errors="replace")[
+                    :RESPONSE_BODY_LIMIT
+                ],
             }
         if response is not None:
             values["response_status"] = response.status
@@ -416,7 +488,14 @@ class RunDelivery:
         counts = self._counts
         self._counts = Counter()
         values: dict[str, Any] = {"heartbeat_at": timezone.now()}
-        for name in ("succeeded", "failed", "skipped", "retried", "requests", "throttled"):
+        for name in (
+            "succeeded",
+            "failed",
+            "skipped",
+            "retried",
+            "requests",
+            "throttled",
+        ):
             if counts[name]:
                 values[name] = F(name) + counts[name]
         sent = counts["succeeded"] + counts["failed"]
@@ -439,7 +518,11 @@ def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:
         return {}
     errors = {}
     for item in body:
-        if isinstance(item, dict) and isinstance(item.get("index"), int) and 0 <= item["index"] < size:
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("index"), int)
+            and 0 <= item["index"] < size
+        ):
             errors[item["index"]] = str(item.get("message") or "rejected")
     return errors
 
@@ -455,7 +538,9 @@ def backoff_seconds(attempt: int, response: PxResponse | None) -> float:
 def pause_destination(destination: Destination, reason: str) -> None:
     logger.warning("Pausing destination %s: %s", destination.pk, reason)
     Destination.objects.filter(pk=destination.pk).update(
-        status=Destination.Status.PAUSED, status_reason=reason[:500], last_error=reason[:500]
+        status=Destination.Status.PAUSED,
+        status_reason=reason[:500],
+        last_error=reason[:500],
     )
     Run.objects.filter(destination=destination, status__in=Run.ACTIVE_STATUSES).update(
         status=Run.Status.PAUSED, last_error=reason[:500]
@@ -465,9 +550,14 @@ def pause_destination(destination: Destination, reason: str) -> None:
 def finish_run_if_done(run_id: int) -> bool:
     """Close the run when no record is pending or claimed; return True if closed."""
     counts = dict(
-        RecordResult.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        RecordResult.objects.filter(run_id=run_id)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
     )
-    if counts.get(RecordResult.Status.PENDING) or counts.get(RecordResult.Status.CLAIMED):
+    if counts.get(RecordResult.Status.PENDING) or counts.get(
+        RecordResult.Status.CLAIMED
+    ):
         return False
     succeeded = counts.get(RecordResult.Status.SUCCEEDED, 0)
     failed = counts.get(RecordResult.Status.FAILED, 0)
@@ -491,7 +581,11 @@ def finish_run_if_done(run_id: int) -> bool:
         run = Run.objects.select_related("destination").get(pk=run_id)
         logger.info(
             "Run %s of destination %s finished: %s succeeded, %s failed, %s skipped",
-            run_id, run.destination_id, succeeded, failed, skipped,
+            run_id,
+            run.destination_id,
+            succeeded,
+            failed,
+            skipped,
         )
         error = run.last_error if failed else ""
         Destination.objects.filter(pk=run.destination_id).update(last_error=error)

@@ -46,7 +46,9 @@ class PlannedRequest:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.method.encode() + self.url.encode() + self.body).hexdigest()
+        return hashlib.sha256(
+            self.method.encode() + self.url.encode() + self.body
+        ).hexdigest()
 
 
 @dataclass
@@ -92,8 +94,12 @@ class DeliveryPlan:
 
     def _init_template(self) -> None:
         if self.template not in TEMPLATES:
-            raise ManualConfigError(f"Unknown endpoint template {self.template!r}: pick one of the five templates")
-        errors = payloads.validate_mapping(self.template, self.config.get("mapping", {}))
+            raise ManualConfigError(
+                f"Unknown endpoint template {self.template!r}: pick one of the five templates"
+            )
+        errors = payloads.validate_mapping(
+            self.template, self.config.get("mapping", {})
+        )
         if errors:
             raise ManualConfigError("; ".join(errors))
         self.options = payloads.BuildOptions(
@@ -108,10 +114,14 @@ class DeliveryPlan:
         config = self.config
         self.method = config.get("method", "POST")
         if self.method not in ("POST", "PUT"):
-            raise ManualConfigError(f"Method {self.method!r} is not supported: use POST or PUT")
+            raise ManualConfigError(
+                f"Method {self.method!r} is not supported: use POST or PUT"
+            )
         self.content_format = config.get("content_format", "json")
         if self.content_format not in manual.CONTENT_FORMATS:
-            raise ManualConfigError(f"Content format {self.content_format!r} is unknown: pick one from the list")
+            raise ManualConfigError(
+                f"Content format {self.content_format!r} is unknown: pick one from the list"
+            )
         https_hosts, http_hosts = allowed_hosts()
         self.url_template = manual.resolve_url(
             config.get("url", ""),
@@ -143,12 +153,16 @@ class DeliveryPlan:
             and bool(self.config.get("skip_unchanged", True))
         )
 
-    def plan(self, items: Sequence[Item]) -> tuple[list[PlannedRequest], list[Rejection]]:
+    def plan(
+        self, items: Sequence[Item]
+    ) -> tuple[list[PlannedRequest], list[Rejection]]:
         if self.mode == "template":
             return self._plan_template(items)
         return self._plan_manual(items)
 
-    def _plan_template(self, items: Sequence[Item]) -> tuple[list[PlannedRequest], list[Rejection]]:
+    def _plan_template(
+        self, items: Sequence[Item]
+    ) -> tuple[list[PlannedRequest], list[Rejection]]:
         planned: list[PlannedRequest] = []
         rejected: list[Rejection] = []
         template = TEMPLATES[self.template]
@@ -178,11 +192,16 @@ class DeliveryPlan:
             )
         return planned, rejected
 
-    def _plan_manual(self, items: Sequence[Item]) -> tuple[list[PlannedRequest], list[Rejection]]:
+    def _plan_manual(
+        self, items: Sequence[Item]
+    ) -> tuple[list[PlannedRequest], list[Rejection]]:
         # URL macros read the record as stored, so an attribute can name the
         # target in the URL and still be excluded from the body.
-        self._originals = {key: record for key, record in items}
-        prepared = [(key, manual.exclude_attributes(record, self.excluded)) for key, record in items]
+        self._originals = dict(items)
+        prepared = [
+            (key, manual.exclude_attributes(record, self.excluded))
+            for key, record in items
+        ]
         if not self.batching:
             planned: list[PlannedRequest] = []
             rejected: list[Rejection] = []
@@ -197,7 +216,9 @@ class DeliveryPlan:
     def _encode_batch(self, records: list[dict[str, Any]]) -> bytes:
         return manual.encode_body(records, self.content_format)[0]
 
-    def _plan_batches(self, prepared: Sequence[Item]) -> tuple[list[PlannedRequest], list[Rejection]]:
+    def _plan_batches(
+        self, prepared: Sequence[Item]
+    ) -> tuple[list[PlannedRequest], list[Rejection]]:
         planned = []
         rejected = []
         groups = manual.group_records(
@@ -239,7 +260,9 @@ class DeliveryPlan:
         first_key = items[0][0]
         originals = getattr(self, "_originals", {})
         url = manual.render_url(self.url_template, originals.get(first_key, records[0]))
-        body, content_type = manual.encode_body(records if batch else records[0], self.content_format)
+        body, content_type = manual.encode_body(
+            records if batch else records[0], self.content_format
+        )
         return PlannedRequest(
             method=self.method,
             url=url,

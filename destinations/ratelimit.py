@@ -104,7 +104,9 @@ class SharedRateLimit:
             return 1.0
         logger.info(
             "Rate limited by PX: slowed %s to %.0f%% of %s requests per second",
-            self.keys[0], factor * 100, self.rate,
+            self.keys[0],
+            factor * 100,
+            self.rate,
         )
         return factor
 
@@ -113,4 +115,6 @@ class SharedRateLimit:
         now = time.monotonic()
         if now - SharedRateLimit._last_warning > 60:
             SharedRateLimit._last_warning = now
-            logger.warning("Redis unreachable, pacing %s locally: %s", self.keys[0], exc)
+            logger.warning(
+                "Redis unreachable, pacing %s locally: %s", self.keys[0], exc
+            )

@@ -30,7 +30,9 @@ def response_nexset(destination: Destination) -> Nexset:
         return locked.response_nexset
 
 
-def response_record(run: Run | None, request: PlannedRequest, response: PxResponse) -> dict[str, Any]:
+def response_record(
+    run: Run | None, request: PlannedRequest, response: PxResponse
+) -> dict[str, Any]:
     body: Any = response.json()
     if body is None:
         body = response.text
@@ -47,8 +49,12 @@ def response_record(run: Run | None, request: PlannedRequest, response: PxRespon
 
 
 def store_responses(
-    destination: Destination, run: Run | None, exchanges: list[tuple[PlannedRequest, PxResponse]]
+    destination: Destination,
+    run: Run | None,
+    exchanges: list[tuple[PlannedRequest, PxResponse]],
 ) -> None:
     nexset = response_nexset(destination)
-    records = [response_record(run, request, response) for request, response in exchanges]
+    records = [
+        response_record(run, request, response) for request, response in exchanges
+    ]
     append_records(nexset, records)

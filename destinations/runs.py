@@ -29,15 +29,23 @@ def create_run(destination: Destination) -> Run | None:
     with transaction.atomic():
         locked = Destination.objects.select_for_update().get(pk=destination.pk)
         last = (
-            Record.objects.filter(nexset_id=locked.nexset_id).aggregate(last=Max("position"))["last"]
+            Record.objects.filter(nexset_id=locked.nexset_id).aggregate(
+                last=Max("position")
+            )["last"]
             or 0
         )
         if last <= locked.cursor:
             return None
         run = Run.objects.create(destination=locked)
-        record_ids = Record.objects.filter(
-            nexset_id=locked.nexset_id, position__gt=locked.cursor, position__lte=last
-        ).order_by("position").values_list("id", flat=True)
+        record_ids = (
+            Record.objects.filter(
+                nexset_id=locked.nexset_id,
+                position__gt=locked.cursor,
+                position__lte=last,
+            )
+            .order_by("position")
+            .values_list("id", flat=True)
+        )
         total = 0
         batch: list[RecordResult] = []
         for record_id in record_ids.iterator(chunk_size=RESULT_CHUNK):
@@ -54,7 +62,12 @@ def create_run(destination: Destination) -> Run | None:
         locked.cursor = last
         locked.save(update_fields=["cursor", "updated"])
         _enqueue(run)
-    logger.info("Run %s of destination %s created with %s records", run.pk, destination.pk, total)
+    logger.info(
+        "Run %s of destination %s created with %s records",
+        run.pk,
+        destination.pk,
+        total,
+    )
     return run
 
 
@@ -66,7 +79,9 @@ def activate(destination: Destination) -> Run | None:
         )
         destination.status = Destination.Status.ACTIVE
         destination.status_reason = ""
-        for run in Run.objects.filter(destination=destination, status=Run.Status.PAUSED):
+        for run in Run.objects.filter(
+            destination=destination, status=Run.Status.PAUSED
+        ):
             Run.objects.filter(pk=run.pk).update(status=Run.Status.QUEUED)
             _enqueue(run)
     return create_run(destination)
@@ -98,7 +113,9 @@ def retry_failed(destination: Destination) -> Run | None:
         failed_ids = latest_failed_record_ids(destination)
         if not failed_ids:
             return None
-        run = Run.objects.create(destination=destination, kind=Run.Kind.RETRY, total=len(failed_ids))
+        run = Run.objects.create(
+            destination=destination, kind=Run.Kind.RETRY, total=len(failed_ids)
+        )
         RecordResult.objects.bulk_create(
             [RecordResult(run=run, record_id=record_id) for record_id in failed_ids],
             batch_size=RESULT_CHUNK,
@@ -122,5 +139,7 @@ def latest_failed_record_ids(destination: Destination) -> list[int]:
     for record_id, status in results.iterator(chunk_size=RESULT_CHUNK):
         latest[record_id] = status
     return sorted(
-        record_id for record_id, status in latest.items() if status == RecordResult.Status.FAILED
+        record_id
+        for record_id, status in latest.items()
+        if status == RecordResult.Status.FAILED
     )

@@ -52,6 +52,8 @@ def resume_stalled_runs() -> None:
         created__lt=cutoff,
     )
     for run in stalled:
-        logger.warning("Run %s stalled since %s; queueing it again", run.pk, run.heartbeat_at)
+        logger.warning(
+            "Run %s stalled since %s; queueing it again", run.pk, run.heartbeat_at
+        )
         Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
         deliver_run.delay(run.pk)

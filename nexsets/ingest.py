@@ -36,15 +36,23 @@ def merge_schema(old: list[dict], new: list[dict]) -> list[dict]:
     merged = {attribute["name"]: attribute["type"] for attribute in old}
     for attribute in new:
         name = attribute["name"]
-        merged[name] = merge_type(merged[name], attribute["type"]) if name in merged else attribute["type"]
+        merged[name] = (
+            merge_type(merged[name], attribute["type"])
+            if name in merged
+            else attribute["type"]
+        )
     return [{"name": name, "type": kind} for name, kind in merged.items()]
 
 
-def create_from_upload(team: Team, name: str, fileobj: BinaryIO, filename: str) -> Nexset:
+def create_from_upload(
+    team: Team, name: str, fileobj: BinaryIO, filename: str
+) -> Nexset:
     """Create a Nexset from an uploaded file, or raise UploadError and store nothing."""
     records = iter_records(fileobj, filename, max_bytes=settings.UPLOAD_MAX_BYTES)
     with transaction.atomic():
-        nexset = Nexset.objects.create(team=team, name=name, source=Nexset.Source.UPLOAD)
+        nexset = Nexset.objects.create(
+            team=team, name=name, source=Nexset.Source.UPLOAD
+        )
         append_records(nexset, records)
     return nexset
 

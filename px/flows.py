@@ -97,7 +97,11 @@ def run_flow(client: PxClient, template_key: str, body: bytes) -> FlowResult:
     response = send(flow.update)
     if is_not_found(response) and flow.update.method == "PUT":
         if flow.create is None:
-            return _finish(result, FAIL, f"{flow.object_label} not found: {response.error_message()}")
+            return _finish(
+                result,
+                FAIL,
+                f"{flow.object_label} not found: {response.error_message()}",
+            )
         response = send(flow.create)
         if is_possible_duplicate(response):
             response = send(flow.update)

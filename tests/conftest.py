@@ -25,7 +25,9 @@ from tests.services import SANDBOX, SANDBOX_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 _SANDBOX_DEFAULTS = {
-    name: value for name, value in SANDBOX.state.config_json().items() if name != "api_key_count"
+    name: value
+    for name, value in SANDBOX.state.config_json().items()
+    if name != "api_key_count"
 }
 
 
@@ -45,13 +47,16 @@ def sandbox() -> Any:
     return SANDBOX
 
 
-def sandbox_requests(path: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+def sandbox_requests(
+    path: str | None = None, method: str | None = None
+) -> list[dict[str, Any]]:
     """Return what the sandbox received, optionally for one path and method."""
     received = requests.get(SANDBOX.url + "/_sandbox/requests", timeout=5).json()
     return [
         entry
         for entry in received
-        if (path is None or entry["path"] == path) and (method is None or entry["method"] == method)
+        if (path is None or entry["path"] == path)
+        and (method is None or entry["method"] == method)
     ]
 
 
@@ -69,7 +74,9 @@ def team(db: None) -> Team:
 
 
 def make_user(team: Team, username: str, role: str = Membership.Role.OWNER) -> Any:
-    user = get_user_model().objects.create_user(username=username, password="correct-horse-battery")
+    user = get_user_model().objects.create_user(
+        username=username, password="correct-horse-battery"
+    )
     Membership.objects.create(team=team, user=user, role=role)
     return user
 
@@ -95,7 +102,9 @@ def credential(team: Team) -> Credential:
 
 @pytest.fixture
 def make_nexset(team: Team) -> Callable[..., Nexset]:
-    def make(content: bytes | str, filename: str = "records.csv", name: str = "Records") -> Nexset:
+    def make(
+        content: bytes | str, filename: str = "records.csv", name: str = "Records"
+    ) -> Nexset:
         data = content.encode() if isinstance(content, str) else content
         return ingest.create_from_upload(team, name, io.BytesIO(data), filename)
 
@@ -123,28 +132,41 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "--loglevel", "INFO", "--pool", "solo", "--without-gossip",
-                "--without-mingle", "--without-heartbeat",
-            ],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--pool",
+                    "solo",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=BASE_DIR,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if b"ready." in self.log_path.read_bytes():
                 return self
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"worker exited: {self.log_path.read_text()[-3000:]}"
+                )
             time.sleep(0.1)
-        raise RuntimeError(f"worker not ready after 30 s: {self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"worker not ready after 30 s: {self.log_path.read_text()[-3000:]}"
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process and self.process.poll() is None:
@@ -165,7 +187,9 @@ def worker_env(**overrides: str) -> dict[str, str]:
         user = db.get("USER") or ""
         password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
         auth = f"{user}{password}@" if user else ""
-        env["DATABASE_URL"] = f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+        env["DATABASE_URL"] = (
+            f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+        )
     env["REDIS_URL"] = settings.REDIS_URL
     env["PX_SANDBOX_URL"] = SANDBOX.url
     env.update(overrides)

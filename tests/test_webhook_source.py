@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def hooked(team, owner_client):
-    nexset = Nexset.objects.create(team=team, name="Signups", source=Nexset.Source.WEBHOOK)
+    nexset = Nexset.objects.create(
+        team=team, name="Signups", source=Nexset.Source.WEBHOOK
+    )
     response = owner_client.post(f"/nexsets/{nexset.pk}/webhook-token/")
     token = response.context["token"]
     return nexset, token
@@ -37,7 +39,9 @@ def post_records(client, nexset, token, body):
 
 def test_webhook_array_becomes_records(client, hooked):
     nexset, token = hooked
-    response = post_records(client, nexset, token, [{"User ID": "w1"}, {"User ID": "w2"}])
+    response = post_records(
+        client, nexset, token, [{"User ID": "w1"}, {"User ID": "w2"}]
+    )
     nexset.refresh_from_db()
     assert response.status_code == 202
     assert nexset.record_count == 2
@@ -73,15 +77,24 @@ def test_webhook_malformed_json_is_400(client, hooked):
     assert nexset.records.count() == 0
 
 
-def test_webhook_records_reach_active_destination(client, hooked, credential, django_capture_on_commit_callbacks):
+def test_webhook_records_reach_active_destination(
+    client, hooked, credential, django_capture_on_commit_callbacks
+):
     nexset, token = hooked
     post_records(client, nexset, token, [{"User ID": "w1"}])
     nexset.refresh_from_db()
     config = initial_config("template", "upsert_user", nexset.attribute_names, {})
     config["product_key"] = "AP-TEST-2"
     destination = Destination.objects.create(
-        team=nexset.team, name="PX", nexset=nexset, credential=credential, mode="template",
-        template="upsert_user", config=config, status=Destination.Status.ACTIVE, cursor=1,
+        team=nexset.team,
+        name="PX",
+        nexset=nexset,
+        credential=credential,
+        mode="template",
+        template="upsert_user",
+        config=config,
+        status=Destination.Status.ACTIVE,
+        cursor=1,
     )
     with django_capture_on_commit_callbacks(execute=True):
         post_records(client, nexset, token, [{"User ID": "w2"}])
@@ -92,13 +105,21 @@ def test_webhook_records_reach_active_destination(client, hooked, credential, dj
     assert list(sandbox_users()) == ["w2"]
 
 
-def test_failures_csv_lists_latest_failures(owner_client, make_nexset, credential, django_capture_on_commit_callbacks):
+def test_failures_csv_lists_latest_failures(
+    owner_client, make_nexset, credential, django_capture_on_commit_callbacks
+):
     nexset = make_nexset("User ID,Email\nu1,a@example.com\n,b@example.com\n")
     config = initial_config("template", "upsert_user", nexset.attribute_names, {})
     config["product_key"] = "AP-TEST-2"
     destination = Destination.objects.create(
-        team=nexset.team, name="PX", nexset=nexset, credential=credential, mode="template",
-        template="upsert_user", config=config, status=Destination.Status.ACTIVE,
+        team=nexset.team,
+        name="PX",
+        nexset=nexset,
+        credential=credential,
+        mode="template",
+        template="upsert_user",
+        config=config,
+        status=Destination.Status.ACTIVE,
     )
     from destinations import runs
 
@@ -106,7 +127,9 @@ def test_failures_csv_lists_latest_failures(owner_client, make_nexset, credentia
         run = runs.create_run(destination)
     RunDelivery(run).execute(time.monotonic() + 30)
     response = owner_client.get(f"/destinations/{destination.pk}/failures.csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    )
     assert response["Content-Type"] == "text/csv"
     assert [row["position"] for row in rows] == ["2"]
     assert "identifyId" in rows[0]["error"]

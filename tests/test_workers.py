@@ -17,7 +17,6 @@ from destinations.forms import initial_config
 from destinations.models import Destination, RecordResult, Run
 from destinations.tasks import deliver_run, resume_stalled_runs
 from tests.conftest import purge_queue, sandbox_requests
-from tests.services import start_redis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -33,8 +32,14 @@ def event_destination(nexset, credential, **config) -> Destination:
     base["product_key"] = "AP-TEST-2"
     base.update(config)
     return Destination.objects.create(
-        team=nexset.team, name="Events", nexset=nexset, credential=credential,
-        mode="template", template="track_event", config=base, status=Destination.Status.DRAFT,
+        team=nexset.team,
+        name="Events",
+        nexset=nexset,
+        credential=credential,
+        mode="template",
+        template="track_event",
+        config=base,
+        status=Destination.Status.DRAFT,
     )
 
 
@@ -68,10 +73,16 @@ def test_killed_worker_run_resumes(make_nexset, credential, sandbox, start_worke
     sandbox.state.configure({"latency_ms": 30})
     count = 400
     destination = event_destination(make_nexset(event_csv(count)), credential)
-    env = {"DELIVERY_CONCURRENCY": str(CONCURRENCY), "DELIVERY_LEASE_SECONDS": "2", "DELIVERY_CLAIM_SIZE": "20"}
+    env = {
+        "DELIVERY_CONCURRENCY": str(CONCURRENCY),
+        "DELIVERY_LEASE_SECONDS": "2",
+        "DELIVERY_CLAIM_SIZE": "20",
+    }
     worker = start_worker(**env)
     run = runs.activate(destination)
-    wait_for(lambda: run.results.filter(status=RecordResult.Status.SUCCEEDED).count() >= 80)
+    wait_for(
+        lambda: run.results.filter(status=RecordResult.Status.SUCCEEDED).count() >= 80
+    )
     worker.kill(signal.SIGKILL)
     sent_before_restart = len(_sandbox_events())
     assert sent_before_restart < count
@@ -137,9 +148,7 @@ def test_limit_holds_across_two_workers(make_nexset, credential, sandbox, start_
     deliver_run.delay(run.pk)
     wait_for(lambda: finished(run))
     times = sorted(entry["time"] for entry in sandbox_requests("/v1/events/custom"))
-    busiest = max(
-        sum(1 for t in times if start <= t < start + 1.0) for start in times
-    )
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert run.succeeded == count
     span = times[-1] - times[0]
     # Requests leave 40 ms apart; they arrive with a few ms of jitter, so a
@@ -148,18 +157,29 @@ def test_limit_holds_across_two_workers(make_nexset, credential, sandbox, start_
     assert (len(times) - 1) / span <= 25 * 1.05
 
 
-def test_run_survives_redis_restart(make_nexset, credential, sandbox, start_worker, tmp_path):
+def test_run_survives_redis_restart(
+    make_nexset, credential, sandbox, start_worker, tmp_path
+):
     url, process = start_redis_with_disk(tmp_path)
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     sandbox.state.configure({"latency_ms": 30})
     count = 300
     destination = event_destination(make_nexset(event_csv(count)), credential)
-    env = {"DELIVERY_CONCURRENCY": str(CONCURRENCY), "DELIVERY_CLAIM_SIZE": "20", "REDIS_URL": url, "DELIVERY_SLICE_SECONDS": "3"}
+    env = {
+        "DELIVERY_CONCURRENCY": str(CONCURRENCY),
+        "DELIVERY_CLAIM_SIZE": "20",
+        "REDIS_URL": url,
+        "DELIVERY_SLICE_SECONDS": "3",
+    }
     start_worker(**env)
     try:
         with use_broker(url):
             run = runs.activate(destination)
-        wait_for(lambda: run.results.filter(status=RecordResult.Status.SUCCEEDED).count() >= 50)
+        wait_for(
+            lambda: (
+                run.results.filter(status=RecordResult.Status.SUCCEEDED).count() >= 50
+            )
+        )
         process.terminate()
         process.wait(10)
         time.sleep(2)
@@ -207,8 +227,21 @@ def start_redis_with_disk(directory: Path):
 def restart_redis(directory: Path, port: int) -> subprocess.Popen[bytes]:
     """Start Redis with an append-only file, as production runs it."""
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--appendonly", "yes", "--save", "", "--loglevel", "warning"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)

@@ -16,7 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", required=True)
-        parser.add_argument("--sandbox-key", default="", help="API key the sandbox accepts")
+        parser.add_argument(
+            "--sandbox-key", default="", help="API key the sandbox accepts"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
@@ -30,7 +32,9 @@ class Command(BaseCommand):
         if options["sandbox_key"]:
             if not settings.PX_SANDBOX_URL:
                 raise CommandError("--sandbox-key needs PX_SANDBOX_URL to be set")
-            credential = Credential.objects.filter(team=team, name="Sandbox").first() or Credential(
+            credential = Credential.objects.filter(
+                team=team, name="Sandbox"
+            ).first() or Credential(
                 team=team, name="Sandbox", region=Credential.Region.SANDBOX
             )
             credential.set_api_key(options["sandbox_key"])

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from credentials.models import Credential
 from nexsets.models import Nexset, Record
+from px.templates import TEMPLATES
 from teams.models import Team
 
 
@@ -59,6 +60,14 @@ class Destination(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("destinations:detail", args=[self.pk])
+
+    @property
+    def endpoint_label(self) -> str:
+        """Describe what the destination calls: a template name or the manual request."""
+        if self.mode == self.Mode.TEMPLATE:
+            template = TEMPLATES.get(self.template)
+            return template.label if template else self.template
+        return f"Manual {self.config.get('method', '')} {self.config.get('url', '')}".strip()
 
 
 class Run(models.Model):

@@ -92,6 +92,10 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -109,7 +113,10 @@ def main() -> None:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     (BASE_DIR / "var").mkdir(exist_ok=True)
     stack = Stack(env)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Set both explicitly: a shell that starts this in the background leaves
+    # SIGINT ignored, and Python then installs no handler for it.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if not env.get("REDIS_URL"):
             executable = redis_executable()

@@ -10,4 +10,5 @@ urlpatterns = [
     path("new/", views.credential_create, name="create"),
     path("<int:pk>/", views.credential_detail, name="detail"),
     path("<int:pk>/test/", views.credential_test, name="test"),
+    path("<int:pk>/edit/", views.credential_edit, name="edit"),
 ]

@@ -37,6 +37,32 @@ def credential_create(request: HttpRequest) -> HttpResponse:
     return render(request, "credentials/create.html", {"form": form})
 
 
+@require_http_methods(["GET", "POST"])
+def credential_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a credential's name, region, rate limit or key.
+
+    Destinations using it pick up the change with their next request; one
+    paused because PX rejected the old key stays paused until activated.
+    """
+    team = team_for(request)
+    credential = get_for_team(request, Credential, pk=pk)
+    initial = {"name": credential.name, "region": credential.region, "rate_limit": credential.rate_limit}
+    form = CredentialForm(request.POST or None, team=team, instance=credential, initial=initial)
+    if request.method == "POST":
+        require_editor(request)
+        if form.is_valid():
+            credential.name = form.cleaned_data["name"]
+            credential.region = form.cleaned_data["region"]
+            credential.rate_limit = form.cleaned_data["rate_limit"]
+            if form.cleaned_data["api_key"]:
+                credential.set_api_key(form.cleaned_data["api_key"])
+            credential.save()
+            test_credential(credential)
+            messages.success(request, f"Saved credential {credential.name}. {credential.status_message}")
+            return redirect("credentials:detail", pk=credential.pk)
+    return render(request, "credentials/edit.html", {"form": form, "credential": credential})
+
+
 @require_GET
 def credential_detail(request: HttpRequest, pk: int) -> HttpResponse:
     credential = get_for_team(request, Credential, pk=pk)

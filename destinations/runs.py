@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -16,9 +17,18 @@ RESULT_CHUNK = 2000
 
 
 def _enqueue(run: Run) -> None:
+    """Queue the run's delivery tasks once the transaction commits.
+
+    Each task claims its own chunks, so DELIVERY_TASKS_PER_RUN tasks spread
+    one run over that many worker processes.
+    """
     from destinations.tasks import deliver_run
 
-    transaction.on_commit(lambda: deliver_run.delay(run.pk))
+    def send() -> None:
+        for _ in range(settings.DELIVERY_TASKS_PER_RUN):
+            deliver_run.delay(run.pk)
+
+    transaction.on_commit(send)
 
 
 def create_run(destination: Destination) -> Run | None:

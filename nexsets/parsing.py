@@ -725,6 +725,9 @@ def _iter_ndjson_records(
     ):
         if not line.strip(_JSON_WHITESPACE):
             continue
+        # Without its line end, a line cut short reports the column where it
+        # stops instead of column 1 of the next line.
+        line = line.rstrip("\r\n")
         too_deep = _find_too_deep(line, max_depth)
         if too_deep is not None:
             raise _depth_error(max_depth, too_deep + 1, line_number)

@@ -39,7 +39,8 @@ def nexset_create(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        name = form.cleaned_data["name"] or upload.name
+        # File names may be up to 255 characters, longer than a Nexset name.
+        name = form.cleaned_data["name"] or upload.name[: Nexset._meta.get_field("name").max_length]
         try:
             nexset = ingest.create_from_upload(team_for(request), name, upload, upload.name)
         except UploadError as exc:

@@ -202,3 +202,28 @@ def test_other_team_credential_404(client: Any, credential: Credential) -> None:
     assert client.get(reverse("credentials:detail", args=[credential.pk])).status_code == 404
     assert client.post(reverse("credentials:test", args=[credential.pk])).status_code == 404
     assert sandbox_requests() == []
+
+
+def test_edit_replaces_key_and_retests(owner_client: Any, credential: Credential) -> None:
+    credential.set_api_key("old-key-that-px-rejects")
+    credential.save()
+    response = owner_client.post(
+        reverse("credentials:edit", args=[credential.pk]),
+        {"name": "Sandbox", "region": "SANDBOX", "api_key": SANDBOX_KEY, "rate_limit": 50},
+    )
+    credential.refresh_from_db()
+    assert response.status_code == 302
+    assert credential.get_api_key() == SANDBOX_KEY
+    assert credential.rate_limit == 50
+    assert credential.status == Credential.Status.VALID
+
+
+def test_edit_blank_key_keeps_stored_key(owner_client: Any, credential: Credential) -> None:
+    response = owner_client.post(
+        reverse("credentials:edit", args=[credential.pk]),
+        {"name": "Renamed", "region": "SANDBOX", "api_key": "", "rate_limit": 200},
+    )
+    credential.refresh_from_db()
+    assert response.status_code == 302
+    assert credential.name == "Renamed"
+    assert credential.get_api_key() == SANDBOX_KEY

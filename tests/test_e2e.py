@@ -220,6 +220,11 @@ def delivery_requests() -> list[dict[str, Any]]:
     return [entry for entry in sandbox_requests() if not entry["path"].startswith("/v1/admin/")]
 
 
+def sample_bodies(page: str) -> list[Any]:
+    """Return the request bodies of the sample panel, parsed."""
+    return [json.loads(html.unescape(body)) for body in SAMPLE_BODY.findall(page)]
+
+
 def exchange_key(entry: dict[str, Any]) -> tuple[str, str, int, str]:
     return entry["method"], entry["path"], entry["status"], entry["body"]["identifyId"]
 
@@ -228,11 +233,6 @@ def exchange_key(entry: dict[str, Any]) -> tuple[str, str, int, str]:
 def worker(start_worker: Callable[..., Any]) -> Any:
     purge_queue()
     return start_worker()
-
-
-def sample_bodies(page: str) -> list[Any]:
-    """Return the request bodies of the sample panel, parsed."""
-    return [json.loads(html.unescape(body)) for body in SAMPLE_BODY.findall(page)]
 
 
 def test_upsert_users_walk(client: Any, owner: Any, credential: Credential, worker: Any) -> None:
@@ -252,10 +252,12 @@ def test_upsert_users_walk(client: Any, owner: Any, credential: Credential, work
     assert run.last_error == ""
     requests = delivery_requests()
     # Records are sent in parallel, so only the order per user is fixed.
-    assert sorted(exchange_key(entry) for entry in requests) == sorted(
-        [(method, path, status, identify_id) for identify_id in USER_BODIES for method, path, status in
-         [("PUT", "/v1/users/update", 404), ("POST", "/v1/users", 201)]]
-    )
+    assert sorted(exchange_key(entry) for entry in requests) == [
+        ("POST", "/v1/users", 201, "tinyfrog185"),
+        ("POST", "/v1/users", 201, "tinylion155"),
+        ("PUT", "/v1/users/update", 404, "tinyfrog185"),
+        ("PUT", "/v1/users/update", 404, "tinylion155"),
+    ]
     for entry in requests:
         assert entry["body"] == USER_BODIES[entry["body"]["identifyId"]]
         assert entry["key_valid"] is True

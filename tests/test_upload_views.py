@@ -228,11 +228,6 @@ def test_malformed_ndjson_rejected(owner_client: Any) -> None:
     assert_rejected(response, "Line 2: The JSON is invalid at column 7 (expecting ':' delimiter).")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nexsets/parsing.py reports column 1 when an NDJSON line ends early, "
-    "because the line still carries its newline when it is decoded",
-)
 def test_truncated_ndjson_line_column(owner_client: Any) -> None:
     response = upload(owner_client, "cut.ndjson", b'{"id": 1}\n{"id":\n')
 
@@ -269,3 +264,26 @@ def test_append_adds_records(owner_client: Any) -> None:
     nexset.refresh_from_db()
     assert nexset.record_count == 3
     assert nexset.records.get(position=3).data == {"User ID": "tinyowl7", "Email": "owl@example.com"}
+
+
+def test_long_file_name_truncated(owner_client: Any) -> None:
+    filename = "x" * 240 + ".csv"
+
+    response = upload(owner_client, filename, USERS_CSV.encode())
+
+    assert response.status_code == 302
+    nexset = Nexset.objects.get()
+    assert nexset.name == filename[: Nexset._meta.get_field("name").max_length]
+
+
+def test_oversized_file_rejected(settings: Any, owner_client: Any) -> None:
+    settings.UPLOAD_MAX_BYTES = 100
+    content = b"id,name\r\n" + b"".join(b"%d,name-%d\r\n" % (index, index) for index in range(20))
+
+    response = upload(owner_client, "large.csv", content)
+
+    assert_rejected(
+        response,
+        "large.csv was rejected and nothing was stored",
+        "The file is larger than the upload limit of 100 bytes. Split it into smaller files.",
+    )

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 
-from bench import ingest, ratelimit, throughput, worker_memory
+from bench import ingest, panel, ratelimit, throughput, worker_memory
 
 BENCHMARKS = {
     "throughput": throughput.main,
     "ratelimit": ratelimit.main,
     "worker_memory": worker_memory.main,
     "ingest": ingest.main,
+    "panel": panel.main,
 }
 # Wall-clock bound of each benchmark process started by `all`, in seconds.
 ALL_TIMEOUT_SECONDS = 1800

@@ -102,6 +102,41 @@ def peak_rss_bytes(pid: int) -> tuple[int, int]:
     return values["VmRSS"], values["VmHWM"]
 
 
+class CpuUsage:
+    """CPU time used between construction and ``shares()``, by the machine and by given processes."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self.started = time.monotonic()
+        self.machine = self._machine_jiffies()
+        self.processes = {name: self._process_jiffies(pid) for name, pid in pids.items()}
+
+    @staticmethod
+    def _machine_jiffies() -> tuple[int, int]:
+        """Return (busy, total) jiffies of all CPUs from /proc/stat."""
+        values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]  # idle and iowait
+        total = sum(values[:8])  # user nice system idle iowait irq softirq steal
+        return total - idle, total
+
+    @staticmethod
+    def _process_jiffies(pid: int) -> int:
+        """Return user plus system jiffies of a process, all its threads included."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime and stime
+
+    def shares(self) -> dict[str, float]:
+        """Return the busy share of all CPUs, and each process's CPU use in cores."""
+        busy, total = self._machine_jiffies()
+        ticks = os.sysconf("SC_CLK_TCK")
+        seconds = time.monotonic() - self.started
+        result = {"machine_busy_share": round((busy - self.machine[0]) / max(1, total - self.machine[1]), 3)}
+        for name, pid in self.pids.items():
+            used = (self._process_jiffies(pid) - self.processes[name]) / ticks
+            result[f"{name}_cores"] = round(used / seconds, 3)
+        return result
+
+
 # Redis and the sandbox -------------------------------------------------------
 
 
@@ -188,6 +223,11 @@ class SandboxControl:
 
     def stats(self) -> dict[str, Any]:
         response = requests.get(f"{self.url}/_sandbox/stats", timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def request_log(self) -> list[dict[str, Any]]:
+        response = requests.get(f"{self.url}/_sandbox/requests", timeout=120)
         response.raise_for_status()
         return response.json()
 
@@ -283,15 +323,21 @@ def events_csv(count: int) -> bytes:
     return buffer.getvalue().encode()
 
 
-def create_team_and_credential(rate_limit: int) -> tuple[Any, Any]:
+def create_credential(team: Any, rate_limit: int) -> Any:
+    """Create the team's credential for the sandbox, limited to ``rate_limit`` requests/s."""
     from credentials.models import Credential
-    from teams.models import Team
 
-    team = Team.objects.create(name="Benchmarks")
     credential = Credential(team=team, name="Sandbox", region=Credential.Region.SANDBOX, rate_limit=rate_limit)
     credential.set_api_key(SANDBOX_KEY)
     credential.save()
-    return team, credential
+    return credential
+
+
+def create_team_and_credential(rate_limit: int) -> tuple[Any, Any]:
+    from teams.models import Team
+
+    team = Team.objects.create(name="Benchmarks")
+    return team, create_credential(team, rate_limit)
 
 
 def bulk_insert_records(nexset: Any, rows: Iterator[dict[str, Any]]) -> int:
@@ -451,6 +497,23 @@ def wait_for_run(run: Any, timeout: float, poll: float = 0.2) -> Any:
     raise TimeoutError(
         f"run {run.pk} is still {current.status} after {timeout:g} s: {current.done} of {current.total} records done"
     )
+
+
+def sending_gaps(request_log: list[dict[str, Any]], threshold: float = 0.05) -> dict[str, Any]:
+    """Find pauses of more than ``threshold`` seconds between requests arriving at the sandbox.
+
+    Returns their count, their total in seconds and the median request
+    spacing; a steady sender shows few gaps and a spacing of 1/rate.
+    """
+    times = sorted(entry["time"] for entry in request_log)
+    spacings = [later - earlier for earlier, later in zip(times, times[1:])]
+    gaps = [spacing for spacing in spacings if spacing > threshold]
+    spacings.sort()
+    return {
+        "gaps_over_50ms": len(gaps),
+        "gap_seconds": round(sum(gaps), 2),
+        "median_spacing_ms": round(spacings[len(spacings) // 2] * 1000, 2) if spacings else None,
+    }
 
 
 def run_seconds(run: Any) -> float:

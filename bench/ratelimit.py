@@ -24,11 +24,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=20_000, help="records in the run (default 20000)")
     parser.add_argument("--rate", type=int, default=200, help="R: requests per second of the sandbox and the credential (default 200)")
     parser.add_argument("--latency-ms", type=int, default=0, help="delay the sandbox adds to each answer, in ms (default 0)")
+    parser.add_argument(
+        "--synchronous-commit-off",
+        action="store_true",
+        help="diagnostic: run the worker's PostgreSQL sessions with synchronous_commit=off, to measure what waiting for each commit's WAL flush costs",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the run before giving up (default 600)")
     args = parser.parse_args(argv)
 
     with harness.Services(NAME) as services:
         env = harness.product_env(services, harness.DEFAULT_DATABASE)
+        worker_env = dict(env)
+        if args.synchronous_commit_off:
+            # libpq reads PGOPTIONS, so this reaches only the worker's connections.
+            worker_env["PGOPTIONS"] = "-c synchronous_commit=off"
         harness.setup_django(env)
         from django.conf import settings
 
@@ -42,11 +51,14 @@ def main(argv: list[str] | None = None) -> None:
         destination = harness.create_event_destination(nexset, credential)
 
         sandbox.reset()
-        with harness.Worker(env, f"{NAME}-worker"):
+        with harness.Worker(worker_env, f"{NAME}-worker") as worker:
+            cpu = harness.CpuUsage({"worker": worker.pid, "sandbox": sandbox.pid})
             run = harness.start_run(destination)
             run = harness.wait_for_run(run, args.timeout)
+            cpu_shares = cpu.shares()
         stats = sandbox.stats()
         events = sandbox.state()["events"]
+        gaps = harness.sending_gaps(sandbox.request_log())
 
     seconds = harness.run_seconds(run)
     total = stats["total_requests"]
@@ -60,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         "rate": args.rate,
         "latency_ms": args.latency_ms,
         "concurrency": settings.DELIVERY_CONCURRENCY,
+        "claim_size": settings.DELIVERY_CLAIM_SIZE,
+        "synchronous_commit_off": args.synchronous_commit_off,
         "run_status": run.status,
         "run_seconds": round(seconds, 2),
         "run_succeeded": run.succeeded,
@@ -76,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         "events_stored": stats["events"],
         "distinct_records_stored": distinct,
     }
+    figures.update(gaps)
+    figures.update(cpu_shares)
     figures["targets_met"] = {
         "accepted_vs_rate>=0.95": figures["accepted_vs_rate"] >= 0.95,
         "share_429<=0.01": throttled <= 0.01 * total,

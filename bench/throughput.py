@@ -131,9 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         raw_events = sandbox.stats()["events"]
 
         sandbox.reset()
-        with harness.Worker(env, f"{NAME}-worker"):
+        with harness.Worker(env, f"{NAME}-worker") as worker:
+            cpu = harness.CpuUsage({"worker": worker.pid, "sandbox": sandbox.pid})
             run = harness.start_run(destination)
             run = harness.wait_for_run(run, args.timeout)
+            cpu_shares = cpu.shares()
         stats = sandbox.stats()
         product_seconds = harness.run_seconds(run)
         product_rate = run.succeeded / product_seconds
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         "product_vs_sequential": round(product_rate / sequential_rate, 2),
         "product_vs_raw": round(product_rate / raw_rate, 3),
     }
+    figures.update(cpu_shares)
     figures["targets_met"] = {
         "product_vs_sequential>=20": figures["product_vs_sequential"] >= 20,
         "product_vs_raw>=0.8": figures["product_vs_raw"] >= 0.8,

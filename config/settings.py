@@ -161,15 +161,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 # config.middleware.ContentSecurityPolicyMiddleware.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-# A login lasts this many seconds; the session holds access to the team's API keys.
+# A login lasts this many seconds. It is shorter than Django's two-week
+# default because a session can use the team's API keys.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # With DEBUG off the application is expected behind HTTPS: cookies are sent
-# only over HTTPS, http requests are redirected, and browsers are told to use
-# HTTPS for a year (HSTS). SECURE_PROXY_SSL_HEADER trusts X-Forwarded-Proto,
+# only over HTTPS, http requests are redirected, and the HSTS header makes
+# browsers use HTTPS for a year. SECURE_PROXY_SSL_HEADER trusts X-Forwarded-Proto,
 # so the proxy in front must set or strip that header.
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
@@ -232,7 +233,7 @@ PX_REQUEST_TIMEOUT = float(os.environ.get("PX_REQUEST_TIMEOUT", "15"))
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-# The cache holds the login throttling counters, which every web process must
+# The cache stores the login throttling counters, which every web process must
 # share, so it is Redis in development, tests and production alike. Keys
 # start with "pxsync:", which the test fixtures clear between tests.
 CACHES = {
@@ -278,6 +279,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # Worker-side delivery tuning.
 DELIVERY_CONCURRENCY = env_int("DELIVERY_CONCURRENCY", 16)
+# Tasks queued for each run; each claims its own records, so a run spreads
+# over that many worker processes (all within the credential's rate limit).
+DELIVERY_TASKS_PER_RUN = env_int("DELIVERY_TASKS_PER_RUN", 2)
 DELIVERY_CLAIM_SIZE = env_int("DELIVERY_CLAIM_SIZE", 200)
 # Records claimed by a worker that has not reported for this long are put back
 # to pending: only the requests in flight when that worker died may repeat.

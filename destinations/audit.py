@@ -20,7 +20,9 @@ def _masked(snapshot: dict[str, Any] | None) -> dict[str, Any] | None:
         pairs = []
         for pair in str(config["headers"]).split(","):
             name, _, value = pair.partition(":")
-            pairs.append(f"{name.strip()}:{'••••' + value.strip()[-4:] if len(value.strip()) > 8 else '••••'}")
+            pairs.append(
+                f"{name.strip()}:{'••••' + value.strip()[-4:] if len(value.strip()) > 8 else '••••'}"
+            )
         config["headers"] = ",".join(pairs)
     return masked
 
@@ -36,7 +38,13 @@ def snapshot(destination: Destination) -> dict[str, Any]:
     }
 
 
-def record_change(request: HttpRequest, destination: Destination, action: str, before: dict[str, Any] | None, after: Destination | None) -> AuditEntry:
+def record_change(
+    request: HttpRequest,
+    destination: Destination,
+    action: str,
+    before: dict[str, Any] | None,
+    after: Destination | None,
+) -> AuditEntry:
     return AuditEntry.objects.create(
         team_id=destination.team_id,
         destination=destination,

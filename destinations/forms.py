@@ -38,24 +38,32 @@ DEFAULT_BATCHING = {
 
 class DestinationCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
-    credential = forms.ModelChoiceField(queryset=Credential.objects.none(), empty_label=None)
+    credential = forms.ModelChoiceField(
+        queryset=Credential.objects.none(), empty_label=None
+    )
     mode = forms.ChoiceField(
         choices=[("template", "Endpoint template"), ("manual", "Manual (Advanced)")],
         initial="template",
         widget=forms.RadioSelect,
     )
-    template = forms.ChoiceField(choices=TEMPLATE_CHOICES, initial="upsert_user", required=False)
+    template = forms.ChoiceField(
+        choices=TEMPLATE_CHOICES, initial="upsert_user", required=False
+    )
 
     def __init__(self, *args: Any, team: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["credential"].queryset = Credential.objects.filter(team=team)
 
 
-def initial_config(mode: str, template: str, attribute_names: list[str], custom_types: dict[str, str]) -> dict[str, Any]:
+def initial_config(
+    mode: str, template: str, attribute_names: list[str], custom_types: dict[str, str]
+) -> dict[str, Any]:
     config: dict[str, Any] = {"response_webhook": False, "skip_unchanged": True}
     if mode == "template":
         config.update(
-            mapping=payloads.default_mapping(template, attribute_names, list(custom_types)),
+            mapping=payloads.default_mapping(
+                template, attribute_names, list(custom_types)
+            ),
             product_key="",
             timezone="UTC",
             send_nulls=False,
@@ -74,44 +82,61 @@ def initial_config(mode: str, template: str, attribute_names: list[str], custom_
 
 
 def mapping_rows(template: str, config: dict[str, Any]) -> list[dict[str, Any]]:
-    """List the rows of the mapping table: standard fields, custom ones, extras."""
+    """List the rows of the mapping table: mapped targets, then the unmapped ones.
+
+    Mapped targets come first and in mapping order, so that the form posts the
+    mapping back in the order it was saved in. The order of the mapping is the
+    key order of the request body, which the panel shows byte for byte.
+    Unmapped standard fields and custom attributes follow in catalogue order.
+    """
     object_type = TEMPLATES[template].object_type
     mapping = config.get("mapping") or {}
-    rows = []
-    seen = set()
-    for field in mappable_fields(object_type):
-        rows.append({"target": field.path, "label": field.label, "required": field.required, "type": field.type})
-        seen.add(field.path)
+    custom_types = config.get("custom_types") or {}
     prefix = CUSTOM_PREFIXES[object_type]
-    for api_name, kind in (config.get("custom_types") or {}).items():
-        path = prefix + api_name
-        if path not in seen:
-            rows.append({"target": path, "label": f"Custom: {api_name}", "required": False, "type": kind})
-            seen.add(path)
-    for path in mapping:
-        if path not in seen:
-            rows.append({"target": path, "label": path, "required": False, "type": ""})
-            seen.add(path)
-    for row in rows:
-        source = mapping.get(row["target"]) or {}
+    known: dict[str, dict[str, Any]] = {}
+    for field in mappable_fields(object_type):
+        known[field.path] = {
+            "label": field.label,
+            "required": field.required,
+            "type": field.type,
+        }
+    for api_name, kind in custom_types.items():
+        known.setdefault(
+            prefix + api_name,
+            {"label": f"Custom: {api_name}", "required": False, "type": kind},
+        )
+    rows = []
+    for path in [*mapping, *(path for path in known if path not in mapping)]:
+        row = {
+            "target": path,
+            **known.get(path, {"label": path, "required": False, "type": ""}),
+        }
+        source = mapping.get(path) or {}
         row["attribute"] = source.get("attribute", "")
         row["is_constant"] = "constant" in source
         row["constant"] = source.get("constant", "")
+        rows.append(row)
     return rows
 
 
-def parse_config(destination: Any, data: QueryDict) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+def parse_config(
+    destination: Any, data: QueryDict
+) -> tuple[str, str, dict[str, Any], dict[str, str]]:
     """Read the configure form; return mode, template, config and errors."""
     errors: dict[str, str] = {}
     mode = data.get("mode", destination.mode)
     if mode not in ("template", "manual"):
-        errors["mode"] = f"Mode {mode!r} is unknown: pick Endpoint template or Advanced (manual)."
+        errors["mode"] = (
+            f"Mode {mode!r} is unknown: pick Endpoint template or Advanced (manual)."
+        )
         mode = destination.mode
     template = data.get("template", destination.template) or "upsert_user"
     if template not in TEMPLATES:
         known = ", ".join(template.label for template in TEMPLATES.values())
         errors["template"] = f"Endpoint {template!r} is unknown: pick one of {known}."
-        template = destination.template if destination.template in TEMPLATES else "upsert_user"
+        template = (
+            destination.template if destination.template in TEMPLATES else "upsert_user"
+        )
     previous = destination.config or {}
     config: dict[str, Any] = {
         "response_webhook": data.get("response_webhook") == "on",
@@ -139,12 +164,16 @@ def _parse_template(
 ) -> None:
     config["product_key"] = data.get("product_key", "").strip()
     if not config["product_key"]:
-        errors["product_key"] = "The product key is empty: enter the tag key (AP-XXXXXXXXXX-2) of the PX product these records belong to."
+        errors["product_key"] = (
+            "The product key is empty: enter the tag key (AP-XXXXXXXXXX-2) of the PX product these records belong to."
+        )
     config["timezone"] = data.get("timezone", "UTC").strip() or "UTC"
     try:
         zoneinfo.ZoneInfo(config["timezone"])
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        errors["timezone"] = f"Time zone {config['timezone']!r} is unknown: use an IANA name such as UTC or Europe/Paris."
+        errors["timezone"] = (
+            f"Time zone {config['timezone']!r} is unknown: use an IANA name such as UTC or Europe/Paris."
+        )
     config["send_nulls"] = data.get("send_nulls") == "on"
     config["custom_types"] = _parse_custom_types(data.get("custom_types"), previous)
     mapping: dict[str, dict[str, Any]] = {}
@@ -185,13 +214,13 @@ def _parse_custom_types(text: str | None, previous: dict[str, Any]) -> dict[str,
     if not isinstance(value, dict):
         return saved
     return {
-        str(name): kind
-        for name, kind in value.items()
-        if name and kind in CUSTOM_TYPES
+        str(name): kind for name, kind in value.items() if name and kind in CUSTOM_TYPES
     }
 
 
-def _unknown_sources(mapping: dict[str, dict[str, Any]], attribute_names: list[str]) -> list[str]:
+def _unknown_sources(
+    mapping: dict[str, dict[str, Any]], attribute_names: list[str]
+) -> list[str]:
     known = set(attribute_names)
     return [
         f'{target} is mapped to "{source["attribute"]}", which is not an attribute of this Nexset: pick one of its attributes or a constant'
@@ -205,24 +234,35 @@ def _row_indexes(data: QueryDict) -> list[int]:
     for key in data:
         if key.startswith("target_"):
             try:
-                indexes.append(int(key[len("target_"):]))
+                indexes.append(int(key[len("target_") :]))
             except ValueError:
                 continue
     return sorted(indexes)
 
 
-def _parse_manual(data: QueryDict, destination: Any, config: dict[str, Any], errors: dict[str, str]) -> None:
+def _parse_manual(
+    data: QueryDict, destination: Any, config: dict[str, Any], errors: dict[str, str]
+) -> None:
     config["method"] = data.get("method", "POST")
     if config["method"] not in ("POST", "PUT"):
-        errors["method"] = f"Method {config['method']!r} is not supported: use POST or PUT."
+        errors["method"] = (
+            f"Method {config['method']!r} is not supported: use POST or PUT."
+        )
     config["content_format"] = data.get("content_format", "json")
     if config["content_format"] not in manual.CONTENT_FORMATS:
-        errors["content_format"] = f"Content format {config['content_format']!r} is unknown: pick one from the list."
+        errors["content_format"] = (
+            f"Content format {config['content_format']!r} is unknown: pick one from the list."
+        )
     config["url"] = data.get("url", "").strip()
     https_hosts, http_hosts = allowed_hosts()
     attribute_names = destination.nexset.attribute_names
     try:
-        manual.resolve_url(config["url"], destination.credential.base_url, allowed_hosts=https_hosts, allow_http_hosts=http_hosts)
+        manual.resolve_url(
+            config["url"],
+            destination.credential.base_url,
+            allowed_hosts=https_hosts,
+            allow_http_hosts=http_hosts,
+        )
         manual.validate_url_macros(config["url"], attribute_names)
     except ManualConfigError as exc:
         errors["url"] = str(exc)
@@ -232,10 +272,14 @@ def _parse_manual(data: QueryDict, destination: Any, config: dict[str, Any], err
     except ManualConfigError as exc:
         errors["headers"] = str(exc)
     config["excluded"] = _parse_exclusions(data, attribute_names, errors)
-    config["batching"] = _parse_batching(data, config["content_format"], attribute_names, errors)
+    config["batching"] = _parse_batching(
+        data, config["content_format"], attribute_names, errors
+    )
 
 
-def _parse_exclusions(data: QueryDict, attribute_names: list[str], errors: dict[str, str]) -> list[str]:
+def _parse_exclusions(
+    data: QueryDict, attribute_names: list[str], errors: dict[str, str]
+) -> list[str]:
     """Read the exclusion chips, plus the one added or removed by this post."""
     excluded = [name for name in data.getlist("excluded") if name]
     added = data.get("exclude_add", "")
@@ -245,24 +289,36 @@ def _parse_exclusions(data: QueryDict, attribute_names: list[str], errors: dict[
     excluded = [name for name in excluded if name != removed]
     unknown = [name for name in excluded if name not in attribute_names]
     if len(unknown) == 1:
-        errors["excluded"] = f'Excluded attribute "{unknown[0]}" is not an attribute of this Nexset: remove its chip.'
+        errors["excluded"] = (
+            f'Excluded attribute "{unknown[0]}" is not an attribute of this Nexset: remove its chip.'
+        )
     elif unknown:
         listed = ", ".join(f'"{name}"' for name in unknown)
-        errors["excluded"] = f"Excluded attributes {listed} are not attributes of this Nexset: remove their chips."
+        errors["excluded"] = (
+            f"Excluded attributes {listed} are not attributes of this Nexset: remove their chips."
+        )
     return excluded
 
 
-def _parse_batching(data: QueryDict, content_format: str, attribute_names: list[str], errors: dict[str, str]) -> dict[str, Any]:
+def _parse_batching(
+    data: QueryDict,
+    content_format: str,
+    attribute_names: list[str],
+    errors: dict[str, str],
+) -> dict[str, Any]:
     """Read the batching settings and check those that batching uses."""
     batching: dict[str, Any] = {
         "enabled": data.get("batching_enabled") == "on",
         "algorithm": data.get("algorithm", "fixed"),
-        "batch_size": data.get("batch_size", str(DEFAULT_BATCHING["batch_size"])).strip(),
+        "batch_size": data.get(
+            "batch_size", str(DEFAULT_BATCHING["batch_size"])
+        ).strip(),
         "group_attribute": data.get("group_attribute", ""),
         "max_bytes": data.get("max_bytes", str(DEFAULT_BATCHING["max_bytes"])).strip(),
     }
     batching["batch_size"] = _whole_number(batching["batch_size"])
     batching["max_bytes"] = _whole_number(batching["max_bytes"])
+
     # A setting that is not used and not a number falls back to its default,
     # because the delivery plan reads both numbers whatever the algorithm.
     if not batching["enabled"] and isinstance(batching["batch_size"], str):
@@ -272,6 +328,7 @@ def _parse_batching(data: QueryDict, content_format: str, attribute_names: list[
         batching["max_bytes"] = DEFAULT_BATCHING["max_bytes"]
     if not batching["enabled"]:
         return batching
+
     if isinstance(batching["batch_size"], str):
         errors["batch_size"] = (
             f"Batch size {batching['batch_size']!r} is not a whole number: enter a number of records"
@@ -279,11 +336,12 @@ def _parse_batching(data: QueryDict, content_format: str, attribute_names: list[
         )
     if isinstance(batching["max_bytes"], str):
         errors["max_bytes"] = (
-            f"Maximum request size {batching['max_bytes']!r} is not a whole number: enter a number of bytes"
+            f"Maximum body size {batching['max_bytes']!r} is not a whole number: enter a number of bytes"
             f" from {manual.MIN_MAX_BYTES} to {manual.MAX_MAX_BYTES}."
         )
     if "batch_size" in errors or "max_bytes" in errors:
         return batching
+
     try:
         manual.validate_batching(
             batching["algorithm"],
@@ -291,7 +349,9 @@ def _parse_batching(data: QueryDict, content_format: str, attribute_names: list[
             batching["group_attribute"] or None,
             batching["max_bytes"] if batching["algorithm"] == "max_bytes" else None,
             attribute_names,
-            content_format=content_format if content_format in manual.CONTENT_FORMATS else None,
+            content_format=content_format
+            if content_format in manual.CONTENT_FORMATS
+            else None,
         )
     except ManualConfigError as exc:
         errors["batching"] = str(exc)

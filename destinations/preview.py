@@ -75,10 +75,16 @@ def _put_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
 
 
 def _records(destination: Destination) -> Any:
-    return Record.objects.filter(nexset_id=destination.nexset_id).order_by("position").values_list("position", "data")
+    return (
+        Record.objects.filter(nexset_id=destination.nexset_id)
+        .order_by("position")
+        .values_list("position", "data")
+    )
 
 
-def first_requests(destination: Destination, plan: DeliveryPlan, count: int = SAMPLE_REQUESTS) -> tuple[list[PlannedRequest], list[Rejection]]:
+def first_requests(
+    destination: Destination, plan: DeliveryPlan, count: int = SAMPLE_REQUESTS
+) -> tuple[list[PlannedRequest], list[Rejection]]:
     """Plan the first requests of a delivery of the Nexset from its first record.
 
     Without batching, the first `count` records are planned, each failing one
@@ -105,7 +111,13 @@ def first_requests(destination: Destination, plan: DeliveryPlan, count: int = SA
     return planned[:count], rejected
 
 
-def build_panel(destination: Destination, mode: str, template: str, config: dict[str, Any], errors: dict[str, str] | None = None) -> Panel:
+def build_panel(
+    destination: Destination,
+    mode: str,
+    template: str,
+    config: dict[str, Any],
+    errors: dict[str, str] | None = None,
+) -> Panel:
     """Show the first requests the settings produce, and the form's errors."""
     panel = Panel(error=" ".join((errors or {}).values()))
     try:
@@ -132,7 +144,9 @@ def build_panel(destination: Destination, mode: str, template: str, config: dict
             )
         )
     panel.rejected_count = len(rejected)
-    panel.rejections = [(rejection.key, rejection.reason) for rejection in rejected[:REJECTIONS_SHOWN]]
+    panel.rejections = [
+        (rejection.key, rejection.reason) for rejection in rejected[:REJECTIONS_SHOWN]
+    ]
     if planned:
         panel.sample_body = _sample_text(plan, planned[0])
     return panel
@@ -171,9 +185,13 @@ def _pretty(body: str, content_type: str) -> str:
 
 def _sample_text(plan: DeliveryPlan, request: PlannedRequest) -> str:
     if plan.mode == "template":
-        return _pretty(request.body.decode("utf-8", errors="replace"), request.content_type)
+        return _pretty(
+            request.body.decode("utf-8", errors="replace"), request.content_type
+        )
     records = [record for _, record in request.items]
-    return json.dumps(records if plan.batching else records[0], indent=2, ensure_ascii=False)
+    return json.dumps(
+        records if plan.batching else records[0], indent=2, ensure_ascii=False
+    )
 
 
 class SampleError(ValueError):
@@ -188,14 +206,22 @@ def parse_sample(text: str) -> Any:
             f"The sample is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} (character {exc.pos})."
             " Correct it, or reset it from the panel."
         ) from None
-    if not isinstance(value, (dict, list)) or (isinstance(value, list) and not all(isinstance(v, dict) for v in value)):
-        raise SampleError("The sample must be a JSON object, or an array of objects for a batch.")
+    if not isinstance(value, (dict, list)) or (
+        isinstance(value, list) and not all(isinstance(v, dict) for v in value)
+    ):
+        raise SampleError(
+            "The sample must be a JSON object, or an array of objects for a batch."
+        )
     if isinstance(value, list) and not value:
-        raise SampleError("The sample is an empty array: a batch needs at least one record.")
+        raise SampleError(
+            "The sample is an empty array: a batch needs at least one record."
+        )
     return value
 
 
-def build_test_request(destination: Destination, plan: DeliveryPlan, sample: Any) -> PlannedRequest:
+def build_test_request(
+    destination: Destination, plan: DeliveryPlan, sample: Any
+) -> PlannedRequest:
     """Build the request that Send Test Data sends for an edited sample.
 
     For a template the sample is the request body. For a manual setup it is
@@ -206,7 +232,9 @@ def build_test_request(destination: Destination, plan: DeliveryPlan, sample: Any
     """
     if plan.mode == "template":
         if not isinstance(sample, dict):
-            raise SampleError("A template sends one object per request: the sample must be a JSON object.")
+            raise SampleError(
+                "A template sends one object per request: the sample must be a JSON object."
+            )
         return PlannedRequest(
             method=plan.flow.update.method,
             url=plan.base_url + plan.flow.update.path,
@@ -216,12 +244,16 @@ def build_test_request(destination: Destination, plan: DeliveryPlan, sample: Any
             template=plan.template,
         )
     if isinstance(sample, list) and not plan.batching:
-        raise SampleError("Record batching is off, so a request carries one record: the sample must be a JSON object.")
+        raise SampleError(
+            "Record batching is off, so a request carries one record: the sample must be a JSON object."
+        )
     records = sample if isinstance(sample, list) else [sample]
     url_record = {**_first_stored_record(destination, plan), **records[0]}
     try:
         url = manual.render_url(plan.url_template, url_record)
-        body, content_type = manual.encode_body(records if plan.batching else records[0], plan.content_format)
+        body, content_type = manual.encode_body(
+            records if plan.batching else records[0], plan.content_format
+        )
     except (manual.RecordError, ManualConfigError) as exc:
         raise SampleError(f"The sample cannot be sent: {exc}") from None
     return PlannedRequest(
@@ -234,20 +266,32 @@ def build_test_request(destination: Destination, plan: DeliveryPlan, sample: Any
     )
 
 
-def _first_stored_record(destination: Destination, plan: DeliveryPlan) -> dict[str, Any]:
+def _first_stored_record(
+    destination: Destination, plan: DeliveryPlan
+) -> dict[str, Any]:
     planned, _ = first_requests(destination, plan, count=1)
     if not planned:
         return {}
     position = planned[0].keys[0]
-    data = Record.objects.filter(nexset_id=destination.nexset_id, position=position).values_list("data", flat=True).first()
+    data = (
+        Record.objects.filter(nexset_id=destination.nexset_id, position=position)
+        .values_list("data", flat=True)
+        .first()
+    )
     return data if isinstance(data, dict) else {}
 
 
-def send_test(destination: Destination, mode: str, template: str, config: dict[str, Any], sample_text: str) -> list[Exchange]:
+def send_test(
+    destination: Destination,
+    mode: str,
+    template: str,
+    config: dict[str, Any],
+    sample_text: str,
+) -> list[Exchange]:
     """Send one edited sample with the current settings and keep the exchanges.
 
     A template's sample goes through the template's flow, so a new upsert is
-    a PUT answered 404 and then a POST. Each HTTP exchange is stored as an
+    a PUT that returns 404 and then a POST. Each HTTP exchange is stored as an
     Exchange of kind TEST with the API key masked.
     """
     sample = parse_sample(sample_text)
@@ -265,15 +309,29 @@ def send_test(destination: Destination, mode: str, template: str, config: dict[s
         else:
             calls = []
             try:
-                response = client.request(request.method, request.url, data=request.body, content_type=request.content_type, headers=request.headers)
+                response = client.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    content_type=request.content_type,
+                    headers=request.headers,
+                )
                 calls.append((request.method, request.url, request.body, response, ""))
             except PxTransportError as exc:
-                calls.append((request.method, request.url, request.body, None, str(exc)))
+                calls.append(
+                    (request.method, request.url, request.body, None, str(exc))
+                )
     finally:
         client.close()
     exchanges: list[Exchange] = []
     for method, url, body, response, error in calls:
-        sent = PlannedRequest(method=method, url=client.url(url), body=body, content_type=request.content_type, headers=request.headers)
+        sent = PlannedRequest(
+            method=method,
+            url=client.url(url),
+            body=body,
+            content_type=request.content_type,
+            headers=request.headers,
+        )
         exchanges.append(
             Exchange.objects.create(
                 destination=destination,
@@ -300,7 +358,9 @@ class _RecordingClient:
         self.calls: list[tuple[str, str, bytes, PxResponse | None, str]] = []
         self._last: tuple[str, str, bytes] | None = None
 
-    def request(self, method: str, path: str, *, data: bytes, **kwargs: Any) -> PxResponse:
+    def request(
+        self, method: str, path: str, *, data: bytes, **kwargs: Any
+    ) -> PxResponse:
         self._last = (method, path, data)
         response = self.client.request(method, path, data=data, **kwargs)
         self.calls.append((method, path, data, response, ""))
@@ -333,7 +393,9 @@ class DryRun:
         return self.reasons.most_common()
 
 
-def dry_run(destination: Destination, mode: str, template: str, config: dict[str, Any]) -> DryRun:
+def dry_run(
+    destination: Destination, mode: str, template: str, config: dict[str, Any]
+) -> DryRun:
     """Validate every record of the Nexset with the current settings, sending nothing.
 
     Records are planned in the windows a worker claims, so the request count
@@ -362,7 +424,12 @@ def dry_run(destination: Destination, mode: str, template: str, config: dict[str
     return result
 
 
-def _dry_run_window(destination: Destination, plan: DeliveryPlan, items: list[tuple[int, dict[str, Any]]], result: DryRun) -> None:
+def _dry_run_window(
+    destination: Destination,
+    plan: DeliveryPlan,
+    items: list[tuple[int, dict[str, Any]]],
+    result: DryRun,
+) -> None:
     planned, rejected = plan.plan(items)
     if plan.skip_unchanged:
         planned = _drop_unchanged(destination, planned, result)
@@ -375,16 +442,22 @@ def _dry_run_window(destination: Destination, plan: DeliveryPlan, items: list[tu
             result.examples.append((rejection.key, rejection.reason))
 
 
-def _drop_unchanged(destination: Destination, planned: list[PlannedRequest], result: DryRun) -> list[PlannedRequest]:
+def _drop_unchanged(
+    destination: Destination, planned: list[PlannedRequest], result: DryRun
+) -> list[PlannedRequest]:
     keys = [request.object_key for request in planned if request.object_key]
-    delivered = dict(DeliveredContent.objects.filter(destination=destination, key__in=keys).values_list("key", "digest"))
-    kept = []
+    delivered = dict(
+        DeliveredContent.objects.filter(
+            destination=destination, key__in=keys
+        ).values_list("key", "digest")
+    )
+    to_send = []
     for request in planned:
         if request.object_key and delivered.get(request.object_key) == request.digest:
             result.would_skip += len(request.items)
         else:
-            kept.append(request)
-    return kept
+            to_send.append(request)
+    return to_send
 
 
 def _reason_kind(reason: str) -> str:

@@ -49,7 +49,9 @@ def destination_list(request: HttpRequest) -> HttpResponse:
     return render(request, "destinations/list.html", {"destinations": destinations})
 
 
-def fetch_custom_types(credential: Credential, object_type: str) -> tuple[dict[str, str], str]:
+def fetch_custom_types(
+    credential: Credential, object_type: str
+) -> tuple[dict[str, str], str]:
     """Read the subscription's custom attribute types for users or accounts.
 
     Returns the types by apiName and, when they could not be read, a message
@@ -61,14 +63,27 @@ def fetch_custom_types(credential: Credential, object_type: str) -> tuple[dict[s
     try:
         response = client.get_attributes(object_type)
     except PxTransportError as exc:
-        logger.warning("Reading %s attributes with credential %s failed: %s", object_type, credential.pk, exc)
+        logger.warning(
+            "Reading %s attributes with credential %s failed: %s",
+            object_type,
+            credential.pk,
+            exc,
+        )
         return {}, f"Custom {object_type} attributes could not be read: {exc}."
     finally:
         client.close()
     body = response.json() if response.ok else None
     if not isinstance(body, list):
-        logger.warning("Reading %s attributes with credential %s failed: %s", object_type, credential.pk, response.error_message())
-        return {}, f"Custom {object_type} attributes could not be read: {response.error_message()}."
+        logger.warning(
+            "Reading %s attributes with credential %s failed: %s",
+            object_type,
+            credential.pk,
+            response.error_message(),
+        )
+        return (
+            {},
+            f"Custom {object_type} attributes could not be read: {response.error_message()}.",
+        )
     types = {
         item["apiName"]: item.get("type", "STRING")
         for item in body
@@ -83,7 +98,11 @@ def fetch_custom_types(credential: Credential, object_type: str) -> tuple[dict[s
 @require_http_methods(["GET", "POST"])
 def destination_create(request: HttpRequest) -> HttpResponse:
     team = team_for(request)
-    nexset = get_object_or_404(Nexset, team=team, pk=request.GET.get("nexset") or request.POST.get("nexset") or 0)
+    nexset = get_object_or_404(
+        Nexset,
+        team=team,
+        pk=request.GET.get("nexset") or request.POST.get("nexset") or 0,
+    )
     form = DestinationCreateForm(
         request.POST or None,
         team=team,
@@ -97,9 +116,14 @@ def destination_create(request: HttpRequest) -> HttpResponse:
             credential = form.cleaned_data["credential"]
             custom_types: dict[str, str] = {}
             if mode == "template":
-                custom_types, problem = fetch_custom_types(credential, TEMPLATES[template].object_type)
+                custom_types, problem = fetch_custom_types(
+                    credential, TEMPLATES[template].object_type
+                )
                 if problem:
-                    messages.warning(request, problem + " Custom attribute values are sent as they are.")
+                    messages.warning(
+                        request,
+                        problem + " Custom attribute values are sent as they are.",
+                    )
             destination = Destination.objects.create(
                 team=team,
                 name=form.cleaned_data["name"],
@@ -107,14 +131,21 @@ def destination_create(request: HttpRequest) -> HttpResponse:
                 credential=credential,
                 mode=mode,
                 template=template if mode == "template" else "",
-                config=initial_config(mode, template, nexset.attribute_names, custom_types),
+                config=initial_config(
+                    mode, template, nexset.attribute_names, custom_types
+                ),
             )
             record_change(request, destination, "created", None, destination)
             return redirect("destinations:configure", pk=destination.pk)
     return render(
         request,
         "destinations/create.html",
-        {"form": form, "nexset": nexset, "templates": TEMPLATES.values(), "has_credentials": team.credentials.exists()},
+        {
+            "form": form,
+            "nexset": nexset,
+            "templates": TEMPLATES.values(),
+            "has_credentials": team.credentials.exists(),
+        },
     )
 
 
@@ -148,7 +179,9 @@ def _configure_context(
         "groupings": manual.GROUPINGS,
         "excluded": config.get("excluded", []),
         "panel": build_panel(destination, mode, template, config, errors),
-        "history": destination.exchanges.filter(kind=Exchange.Kind.TEST)[:TEST_HISTORY_SHOWN],
+        "history": destination.exchanges.filter(kind=Exchange.Kind.TEST)[
+            :TEST_HISTORY_SHOWN
+        ],
     }
 
 
@@ -165,7 +198,13 @@ def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_for_team(request, Destination, pk=pk)
     if request.method == "GET":
         context = _configure_context(
-            request, destination, destination.name, destination.mode, destination.template or "upsert_user", destination.config, {}
+            request,
+            destination,
+            destination.name,
+            destination.mode,
+            destination.template or "upsert_user",
+            destination.config,
+            {},
         )
         return render(request, "destinations/configure.html", context)
     action = request.POST.get("action", "")
@@ -185,18 +224,32 @@ def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Nothing was saved: correct the fields marked below.")
     extra: dict[str, Any] = {}
     if action in RESET_ACTIONS:
-        config, extra["custom_types_problem"] = _reset_config(destination, action, mode, template, config)
-        errors = {key: message for key, message in errors.items() if key in ("mode", "template", "name")}
+        config, extra["custom_types_problem"] = _reset_config(
+            destination, action, mode, template, config
+        )
+        errors = {
+            key: message
+            for key, message in errors.items()
+            if key in ("mode", "template", "name")
+        }
     elif action == "refresh_custom_types" and mode == "template":
         config["custom_types"], extra["custom_types_problem"] = fetch_custom_types(
             destination.credential, TEMPLATES[template].object_type
         )
-    context = _configure_context(request, destination, name, mode, template, config, errors)
+    context = _configure_context(
+        request, destination, name, mode, template, config, errors
+    )
     context.update(extra)
     return render(request, "destinations/configure.html", context)
 
 
-def _reset_config(destination: Destination, action: str, mode: str, template: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _reset_config(
+    destination: Destination,
+    action: str,
+    mode: str,
+    template: str,
+    config: dict[str, Any],
+) -> tuple[dict[str, Any], str]:
     """Return the defaults for a newly chosen mode or template, and a fetch problem.
 
     Switching the template replaces the mapping with the new template's
@@ -206,17 +259,34 @@ def _reset_config(destination: Destination, action: str, mode: str, template: st
     custom_types: dict[str, str] = {}
     problem = ""
     if mode == "template":
-        custom_types, problem = fetch_custom_types(destination.credential, TEMPLATES[template].object_type)
-    fresh = initial_config(mode, template, destination.nexset.attribute_names, custom_types)
+        custom_types, problem = fetch_custom_types(
+            destination.credential, TEMPLATES[template].object_type
+        )
+    fresh = initial_config(
+        mode, template, destination.nexset.attribute_names, custom_types
+    )
     if action == "change_template":
         config["custom_types"] = fresh["custom_types"]
         config["mapping"] = fresh["mapping"]
         return config, problem
-    fresh.update({key: value for key, value in config.items() if key in ("response_webhook", "skip_unchanged")})
+    fresh.update(
+        {
+            key: value
+            for key, value in config.items()
+            if key in ("response_webhook", "skip_unchanged")
+        }
+    )
     return fresh, problem
 
 
-def _save(request: HttpRequest, destination: Destination, name: str, mode: str, template: str, config: dict[str, Any]) -> HttpResponse:
+def _save(
+    request: HttpRequest,
+    destination: Destination,
+    name: str,
+    mode: str,
+    template: str,
+    config: dict[str, Any],
+) -> HttpResponse:
     before = snapshot(destination)
     destination.name = name
     destination.mode = mode
@@ -224,7 +294,11 @@ def _save(request: HttpRequest, destination: Destination, name: str, mode: str, 
     destination.config = config
     destination.save()
     record_change(request, destination, "configured", before, destination)
-    applies = " The change applies from the next request." if destination.status == Destination.Status.ACTIVE else ""
+    applies = (
+        " The change applies from the next request."
+        if destination.status == Destination.Status.ACTIVE
+        else ""
+    )
     messages.success(request, f"Saved {destination.name}.{applies}")
     return redirect(destination)
 
@@ -234,17 +308,23 @@ def destination_preview(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_for_team(request, Destination, pk=pk)
     mode, template, config, errors = parse_config(destination, request.POST)
     panel = build_panel(destination, mode, template, config, errors)
-    return render(request, "destinations/panel.html", {"panel": panel, "destination": destination})
+    return render(
+        request, "destinations/panel.html", {"panel": panel, "destination": destination}
+    )
 
 
-def _result_page(request: HttpRequest, destination: Destination, result: dict[str, Any]) -> HttpResponse:
+def _result_page(
+    request: HttpRequest, destination: Destination, result: dict[str, Any]
+) -> HttpResponse:
     """Render the configure page around a test or dry run result, without JavaScript.
 
     The form keeps what was posted, so the user can go on editing.
     """
     mode, template, config, errors = parse_config(destination, request.POST)
     name = request.POST.get("name", "").strip()
-    context = _configure_context(request, destination, name, mode, template, config, errors)
+    context = _configure_context(
+        request, destination, name, mode, template, config, errors
+    )
     context.update(result)
     return render(request, "destinations/configure.html", context)
 
@@ -256,15 +336,21 @@ def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
     mode, template, config, errors = parse_config(destination, request.POST)
     result: dict[str, Any] = {"test_done": True}
     if errors:
-        result["test_error"] = "Nothing was sent: correct the settings first. " + " ".join(errors.values())
+        result["test_error"] = (
+            "Nothing was sent: correct the settings first. " + " ".join(errors.values())
+        )
     else:
         try:
-            result["test_exchanges"] = send_test(destination, mode, template, config, request.POST.get("sample", ""))
+            result["test_exchanges"] = send_test(
+                destination, mode, template, config, request.POST.get("sample", "")
+            )
         except SampleError as exc:
             result["test_error"] = f"Nothing was sent. {exc}"
     if not request.htmx:
         return _result_page(request, destination, result)
-    return render(request, "destinations/test_result.html", {"destination": destination, **result})
+    return render(
+        request, "destinations/test_result.html", {"destination": destination, **result}
+    )
 
 
 @require_POST
@@ -273,7 +359,10 @@ def destination_dry_run(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_for_team(request, Destination, pk=pk)
     mode, template, config, errors = parse_config(destination, request.POST)
     if errors:
-        result = DryRun(error="Nothing was checked: correct the settings first. " + " ".join(errors.values()))
+        result = DryRun(
+            error="Nothing was checked: correct the settings first. "
+            + " ".join(errors.values())
+        )
     else:
         result = dry_run(destination, mode, template, config)
     if not request.htmx:
@@ -302,7 +391,9 @@ def _runs_context(destination: Destination) -> dict[str, Any]:
     failures = []
     if current is not None:
         failures = list(
-            current.results.filter(status=RecordResult.Status.FAILED).select_related("record")[:FAILURES_SHOWN]
+            current.results.filter(status=RecordResult.Status.FAILED).select_related(
+                "record"
+            )[:FAILURES_SHOWN]
         )
     return {
         "destination": destination,
@@ -329,7 +420,9 @@ def throughput_chart(run: Run) -> dict[str, Any] | None:
     series = [((row["second"] - start).total_seconds(), row["n"]) for row in rows]
     span = max(series[-1][0], 1)
     peak = max(n for _, n in series)
-    points = " ".join(f"{600 * t / span:.1f},{130 - 120 * n / peak:.1f}" for t, n in series)
+    points = " ".join(
+        f"{600 * t / span:.1f},{130 - 120 * n / peak:.1f}" for t, n in series
+    )
     return {"points": points, "peak": peak, "span": round(span)}
 
 
@@ -343,8 +436,14 @@ def destination_runs(request: HttpRequest, pk: int) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
     destination = get_for_team(request, Destination, pk=pk)
     run = get_object_or_404(Run, destination=destination, pk=run_pk)
-    failures = run.results.filter(status=RecordResult.Status.FAILED).select_related("record")[:500]
-    return render(request, "destinations/run.html", {"destination": destination, "run": run, "failures": failures})
+    failures = run.results.filter(status=RecordResult.Status.FAILED).select_related(
+        "record"
+    )[:500]
+    return render(
+        request,
+        "destinations/run.html",
+        {"destination": destination, "run": run, "failures": failures},
+    )
 
 
 @require_POST
@@ -357,7 +456,10 @@ def destination_activate(request: HttpRequest, pk: int) -> HttpResponse:
     if run:
         messages.success(request, f"Activated: run {run.pk} sends {run.total} records.")
     else:
-        messages.success(request, "Activated: no new records to send; new records will be sent as they arrive.")
+        messages.success(
+            request,
+            "Activated: no new records to send; new records will be sent as they arrive.",
+        )
     return redirect(destination)
 
 
@@ -368,7 +470,9 @@ def destination_pause(request: HttpRequest, pk: int) -> HttpResponse:
     before = snapshot(destination)
     runs.pause(destination)
     record_change(request, destination, "paused", before, destination)
-    messages.success(request, "Paused: workers stop after the requests already in flight.")
+    messages.success(
+        request, "Paused: workers stop after the requests already in flight."
+    )
     return redirect(destination)
 
 
@@ -382,7 +486,10 @@ def destination_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     elif destination.status == Destination.Status.ACTIVE:
         messages.success(request, f"Run {run.pk} retries {run.total} failed records.")
     else:
-        messages.success(request, f"Run {run.pk} will retry {run.total} failed records when the destination is activated.")
+        messages.success(
+            request,
+            f"Run {run.pk} will retry {run.total} failed records when the destination is activated.",
+        )
     return redirect(destination)
 
 
@@ -396,31 +503,41 @@ def destination_failures_csv(request: HttpRequest, pk: int) -> StreamingHttpResp
     destination = get_for_team(request, Destination, pk=pk)
     failed_ids = set(runs.latest_failed_record_ids(destination))
     results = (
-        RecordResult.objects.filter(run__destination=destination, status=RecordResult.Status.FAILED, record_id__in=failed_ids)
+        RecordResult.objects.filter(
+            run__destination=destination,
+            status=RecordResult.Status.FAILED,
+            record_id__in=failed_ids,
+        )
         .select_related("record")
         .order_by("record__position", "-run_id")
     )
     writer = csv.writer(_Echo())
 
     def rows() -> Any:
-        yield writer.writerow(["position", "run", "error", "response_status", "request_body", "record"])
+        yield writer.writerow(
+            ["position", "run", "error", "response_status", "request_body", "record"]
+        )
         seen = set()
         for result in results.iterator(chunk_size=1000):
             if result.record_id in seen:
                 continue
             seen.add(result.record_id)
             body = (result.request or {}).get("body", "")
-            yield writer.writerow([
-                result.record.position,
-                result.run_id,
-                result.error,
-                result.response_status or "",
-                body,
-                _json(result.record.data),
-            ])
+            yield writer.writerow(
+                [
+                    result.record.position,
+                    result.run_id,
+                    result.error,
+                    result.response_status or "",
+                    body,
+                    _json(result.record.data),
+                ]
+            )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="destination-{destination.pk}-failures.csv"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="destination-{destination.pk}-failures.csv"'
+    )
     return response
 
 

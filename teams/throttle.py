@@ -2,9 +2,12 @@
 
 The counters live in Django's default cache, which is Redis (see CACHES in
 config/settings.py), so that every web process shares them. A counter starts
-with the first failure and expires LOGIN_FAILURE_WINDOW_SECONDS later; once it
-reaches its limit, logins for that username or from that address are rejected
-until it expires.
+with the first failure and expires LOGIN_FAILURE_WINDOW_SECONDS later. Once
+it reaches its limit, logins for that username or from that address are
+rejected until it expires.
+
+NOTE: while Redis is unreachable the cache calls raise, so every login fails
+with a server error instead of going unthrottled.
 """
 
 from __future__ import annotations

@@ -343,8 +343,8 @@ def test_other_team_owner_gets_404(name, home_team, other_team):
 
 @pytest.mark.parametrize("name", OBJECT_ROUTES)
 def test_other_team_viewer_gets_no_access(name, home_team, other_team):
-    # NOTE: views that call require_editor before the object lookup answer 403
-    # to any viewer, whatever the id names; that tells nothing about the object.
+    # NOTE: views that call require_editor before the object lookup return 403
+    # to any viewer, whatever the id names, so the status reveals nothing.
     before = state_of(home_team)
     client = client_for(other_team.viewer)
     url = url_for(name, home_team)
@@ -357,13 +357,13 @@ def test_other_team_viewer_gets_no_access(name, home_team, other_team):
     assert state_of(home_team) == before
 
 
-def test_run_of_other_team_under_own_destination_is_404(home_team, other_team):
+def test_foreign_run_under_own_destination(home_team, other_team):
     client = client_for(home_team.owner)
     url = reverse("destinations:run", args=[home_team.destination.pk, other_team.run.pk])
     assert client.get(url).status_code == 404
 
 
-def test_run_of_other_destination_is_404(home_team, django_capture_on_commit_callbacks):
+def test_run_of_sibling_destination(home_team, django_capture_on_commit_callbacks):
     second = Destination.objects.create(
         team=home_team.team, name="Second", nexset=home_team.nexset,
         credential=home_team.credential, mode="template", template="upsert_user",

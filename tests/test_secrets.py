@@ -1,9 +1,9 @@
 """API keys never leave the encrypted column.
 
-One test walks a team through everything that touches a key: creating and
-testing credentials through the views, Send Test Data, a delivery with the
-response webhook on, a delivery with a key PX rejects, queueing a Celery task
-and retrying failures. It then searches every place a key could leak to:
+One test walks a team through everything that touches a key. It creates and
+tests credentials through the views, sends test data, delivers with the
+response webhook on and with a key PX rejects, queues a Celery task and
+retries failures. It then searches every place a key could leak to:
 every page of the team, every database column except the encrypted one, the
 captured logs and everything in Redis. Neither key nor its first 8
 characters may appear anywhere.

@@ -31,6 +31,16 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: use true or false")
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+
+
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     if value is None:
@@ -154,7 +164,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 
 # Upload limits: files larger than this are rejected whole with the limit named.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 200 * 2**20)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
+# Bodies read into memory (forms, webhook posts); the webhook takes up to this.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 2**20
 
 # Cookies and headers. The Content-Security-Policy header is set by
@@ -229,7 +240,7 @@ for _position, _key in enumerate(CREDENTIAL_KEYS, start=1):
 # A PX-compatible server to offer as the "Sandbox" region, such as the bundled
 # sandbox (`python -m sandbox`). Empty disables the region.
 PX_SANDBOX_URL = os.environ.get("PX_SANDBOX_URL", "").rstrip("/")
-PX_REQUEST_TIMEOUT = float(os.environ.get("PX_REQUEST_TIMEOUT", "15"))
+PX_REQUEST_TIMEOUT = env_float("PX_REQUEST_TIMEOUT", 15.0)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -7,9 +7,13 @@ from credentials.models import Credential
 
 
 def region_choices() -> list[tuple[str, str]]:
-    choices = [(c.value, c.label) for c in Credential.Region if c != Credential.Region.SANDBOX]
+    choices = [
+        (c.value, c.label) for c in Credential.Region if c != Credential.Region.SANDBOX
+    ]
     if settings.PX_SANDBOX_URL:
-        choices.append((Credential.Region.SANDBOX.value, f"Sandbox ({settings.PX_SANDBOX_URL})"))
+        choices.append(
+            (Credential.Region.SANDBOX.value, f"Sandbox ({settings.PX_SANDBOX_URL})")
+        )
     return choices
 
 
@@ -57,7 +61,9 @@ class CredentialForm(forms.Form):
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
         if others.exists():
-            raise forms.ValidationError(f"A credential named {name!r} exists already: choose another name.")
+            raise forms.ValidationError(
+                f"A credential named {name!r} exists already: choose another name."
+            )
         return name
 
     def clean_api_key(self) -> str:

@@ -50,7 +50,10 @@ class Credential(models.Model):
         self.key_last_four = api_key[-4:]
 
     def get_api_key(self) -> str:
-        return crypto.decrypt(self.encrypted_key)
+        return crypto.decrypt(
+            self.encrypted_key,
+            label=f"The API key of credential {self.pk} ({self.name!r})",
+        )
 
     @property
     def masked_key(self) -> str:

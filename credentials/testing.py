@@ -6,6 +6,7 @@ import logging
 
 from django.utils import timezone
 
+from credentials.crypto import DecryptionError
 from credentials.models import Credential
 from px.client import PxTransportError
 
@@ -14,7 +15,10 @@ logger = logging.getLogger(__name__)
 
 def test_credential(credential: Credential) -> Credential:
     """Call GET /v1/admin/subscription with the key and store the verdict."""
-    client = credential.client()
+    try:
+        client = credential.client()
+    except DecryptionError as exc:
+        return _store(credential, Credential.Status.INVALID, str(exc))
     try:
         response = client.get_subscription()
     except PxTransportError as exc:
@@ -33,6 +37,10 @@ def test_credential(credential: Credential) -> Credential:
             message = f"Invalid: PX answered {response.error_message()}"
     finally:
         client.close()
+    return _store(credential, status, message)
+
+
+def _store(credential: Credential, status: str, message: str) -> Credential:
     credential.status = status
     credential.status_message = message[:500]
     credential.tested_at = timezone.now()

@@ -8,12 +8,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from credentials.forms import CredentialForm
 from credentials.models import Credential
 from credentials.testing import test_credential
-from teams.access import get_for_team, require_editor, team_for
+from teams.access import get_for_team, membership_for, require_editor, team_for
 
 
 @require_GET
 def credential_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "credentials/list.html", {"credentials": team_for(request).credentials.all()})
+    return render(
+        request,
+        "credentials/list.html",
+        {"credentials": team_for(request).credentials.all()},
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -32,7 +36,10 @@ def credential_create(request: HttpRequest) -> HttpResponse:
             credential.set_api_key(form.cleaned_data["api_key"])
             credential.save()
             test_credential(credential)
-            messages.success(request, f"Saved credential {credential.name}. {credential.status_message}")
+            messages.success(
+                request,
+                f"Saved credential {credential.name}. {credential.status_message}",
+            )
             return redirect("credentials:detail", pk=credential.pk)
     return render(request, "credentials/create.html", {"form": form})
 
@@ -46,8 +53,14 @@ def credential_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """
     team = team_for(request)
     credential = get_for_team(request, Credential, pk=pk)
-    initial = {"name": credential.name, "region": credential.region, "rate_limit": credential.rate_limit}
-    form = CredentialForm(request.POST or None, team=team, instance=credential, initial=initial)
+    initial = {
+        "name": credential.name,
+        "region": credential.region,
+        "rate_limit": credential.rate_limit,
+    }
+    form = CredentialForm(
+        request.POST or None, team=team, instance=credential, initial=initial
+    )
     if request.method == "POST":
         require_editor(request)
         if form.is_valid():
@@ -58,15 +71,24 @@ def credential_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 credential.set_api_key(form.cleaned_data["api_key"])
             credential.save()
             test_credential(credential)
-            messages.success(request, f"Saved credential {credential.name}. {credential.status_message}")
+            messages.success(
+                request,
+                f"Saved credential {credential.name}. {credential.status_message}",
+            )
             return redirect("credentials:detail", pk=credential.pk)
-    return render(request, "credentials/edit.html", {"form": form, "credential": credential})
+    return render(
+        request, "credentials/edit.html", {"form": form, "credential": credential}
+    )
 
 
 @require_GET
 def credential_detail(request: HttpRequest, pk: int) -> HttpResponse:
     credential = get_for_team(request, Credential, pk=pk)
-    return render(request, "credentials/detail.html", {"credential": credential})
+    return render(
+        request,
+        "credentials/detail.html",
+        {"credential": credential, "can_edit": membership_for(request).can_edit},
+    )
 
 
 @require_POST

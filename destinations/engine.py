@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from credentials.crypto import DecryptionError
 from destinations.manual import ManualConfigError
 from destinations.models import DeliveredContent, Destination, RecordResult, Run
 from destinations.plan import DeliveryPlan, PlannedRequest
@@ -122,6 +123,12 @@ class RunDelivery:
         self._last_error = ""
         self._last_flush = time.monotonic()
         self._limit = SharedRateLimit(self.credential.pk, self.credential.rate_limit)
+        # About ten seconds of work at the credential's rate, so that a slice
+        # ends near its deadline even under a low rate limit.
+        self.claim_size = max(
+            self.concurrency,
+            min(settings.DELIVERY_CLAIM_SIZE, self.credential.rate_limit * 10),
+        )
 
     # Entry point ---------------------------------------------------------
 
@@ -137,9 +144,14 @@ class RunDelivery:
             heartbeat_at=timezone.now(),
         )
         release_stale_claims(self.run)
+        try:
+            api_key = self.credential.get_api_key()
+        except DecryptionError as exc:
+            pause_destination(self.destination, str(exc))
+            return True
         client = PxClient(
             self.credential.base_url,
-            self.credential.get_api_key(),
+            api_key,
             timeout=settings.PX_REQUEST_TIMEOUT,
             pool_size=self.concurrency,
         )
@@ -148,7 +160,7 @@ class RunDelivery:
                 while time.monotonic() < deadline:
                     if not self._destination_active():
                         return True
-                    chunk = claim(self.run, self.worker, settings.DELIVERY_CLAIM_SIZE)
+                    chunk = claim(self.run, self.worker, self.claim_size)
                     if not chunk:
                         self._flush(force=True)
                         finish_run_if_done(self.run.pk)

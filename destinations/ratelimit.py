@@ -10,6 +10,7 @@ rate each second. A Retry-After header holds every sender until it passes.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from functools import cache
 
@@ -66,6 +67,10 @@ def _redis(url: str) -> redis.Redis:
 
 class SharedRateLimit:
     _last_warning = 0.0
+    # The schedule used while Redis is unreachable, shared by the threads of
+    # this process: the next free slot per credential, in time.monotonic().
+    _local_lock = threading.Lock()
+    _local_next: dict[str, float] = {}
 
     def __init__(self, credential_id: int, rate: float, redis_url: str | None = None):
         if rate <= 0:
@@ -80,15 +85,16 @@ class SharedRateLimit:
     def acquire(self) -> float:
         """Wait for this process's turn to send; return the seconds waited.
 
-        While Redis is unreachable (restarting, say) the caller waits one
-        interval of the full rate instead, which keeps one process within the
-        limit but not several; deliveries go on rather than fail.
+        While Redis is unreachable (restarting, say) the threads of this
+        process share a local schedule at the full rate instead, which keeps
+        one process within the limit but not several; deliveries go on rather
+        than fail.
         """
         try:
             wait_ms = float(self._reserve(keys=self.keys, args=[self.rate]))
         except redis.RedisError as exc:
             self._warn_unshared(exc)
-            wait_ms = 1000 / self.rate
+            wait_ms = self._reserve_locally()
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
         return wait_ms / 1000
@@ -109,6 +115,14 @@ class SharedRateLimit:
             self.rate,
         )
         return factor
+
+    def _reserve_locally(self) -> float:
+        """Reserve the next slot of this process's own schedule; return ms to wait."""
+        with SharedRateLimit._local_lock:
+            now = time.monotonic()
+            start = max(now, SharedRateLimit._local_next.get(self.keys[0], 0.0))
+            SharedRateLimit._local_next[self.keys[0]] = start + 1 / self.rate
+        return (start - now) * 1000
 
     def _warn_unshared(self, exc: Exception) -> None:
         # One warning a minute at most: every request would log otherwise.

@@ -56,4 +56,5 @@ def resume_stalled_runs() -> None:
             "Run %s stalled since %s; queueing it again", run.pk, run.heartbeat_at
         )
         Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-        deliver_run.delay(run.pk)
+        for _ in range(settings.DELIVERY_TASKS_PER_RUN):
+            deliver_run.delay(run.pk)

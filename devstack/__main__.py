@@ -66,6 +66,10 @@ class Stack:
         return process
 
     def stop(self) -> None:
+        # A second Ctrl-C or a SIGTERM relayed by make must not cut the
+        # shutdown short and leave children running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for _, process in reversed(self.processes):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)

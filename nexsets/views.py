@@ -3,8 +3,8 @@ from __future__ import annotations
 import io
 import logging
 
-from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -12,8 +12,6 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-
-from django.contrib.auth.decorators import login_not_required
 
 from nexsets import ingest
 from nexsets.forms import AppendForm, UploadForm
@@ -40,13 +38,23 @@ def nexset_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         # File names may be up to 255 characters, longer than a Nexset name.
-        name = form.cleaned_data["name"] or upload.name[: Nexset._meta.get_field("name").max_length]
+        name = (
+            form.cleaned_data["name"]
+            or upload.name[: Nexset._meta.get_field("name").max_length]
+        )
         try:
-            nexset = ingest.create_from_upload(team_for(request), name, upload, upload.name)
+            nexset = ingest.create_from_upload(
+                team_for(request), name, upload, upload.name
+            )
         except UploadError as exc:
-            form.add_error("file", f"{upload.name} was rejected and nothing was stored: {exc}")
+            form.add_error(
+                "file", f"{upload.name} was rejected and nothing was stored: {exc}"
+            )
         else:
-            messages.success(request, f"Stored {nexset.record_count} record{pluralize(nexset.record_count)} from {upload.name}.")
+            messages.success(
+                request,
+                f"Stored {nexset.record_count} record{pluralize(nexset.record_count)} from {upload.name}.",
+            )
             return redirect(nexset)
     return render(request, "nexsets/create.html", {"form": form})
 
@@ -62,7 +70,9 @@ def nexset_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "samples": nexset.records.order_by("position")[:SAMPLE_SIZE],
             "append_form": AppendForm(),
             "destinations": nexset.destinations.all(),
-            "webhook_url": request.build_absolute_uri(reverse("nexset_webhook", args=[nexset.pk])),
+            "webhook_url": request.build_absolute_uri(
+                reverse("nexset_webhook", args=[nexset.pk])
+            ),
         },
     )
 
@@ -70,7 +80,9 @@ def nexset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def nexset_records(request: HttpRequest, pk: int) -> HttpResponse:
     nexset = get_for_team(request, Nexset, pk=pk)
-    page = Paginator(nexset.records.order_by("position"), 50).get_page(request.GET.get("page"))
+    page = Paginator(nexset.records.order_by("position"), 50).get_page(
+        request.GET.get("page")
+    )
     return render(request, "nexsets/records.html", {"nexset": nexset, "page": page})
 
 
@@ -84,9 +96,13 @@ def nexset_append(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             count = ingest.append_upload(nexset, upload, upload.name)
         except UploadError as exc:
-            messages.error(request, f"{upload.name} was rejected and nothing was stored: {exc}")
+            messages.error(
+                request, f"{upload.name} was rejected and nothing was stored: {exc}"
+            )
         else:
-            messages.success(request, f"Added {count} record{pluralize(count)} from {upload.name}.")
+            messages.success(
+                request, f"Added {count} record{pluralize(count)} from {upload.name}."
+            )
     else:
         messages.error(request, "Choose a file to add.")
     return redirect(nexset)
@@ -99,7 +115,11 @@ def webhook_token(request: HttpRequest, pk: int) -> HttpResponse:
     token = nexset.new_webhook_token()
     nexset.save(update_fields=["webhook_token_hash", "updated"])
     url = request.build_absolute_uri(reverse("nexset_webhook", args=[nexset.pk]))
-    return render(request, "nexsets/webhook_token.html", {"nexset": nexset, "token": token, "webhook_url": url})
+    return render(
+        request,
+        "nexsets/webhook_token.html",
+        {"nexset": nexset, "token": token, "webhook_url": url},
+    )
 
 
 @csrf_exempt
@@ -107,22 +127,34 @@ def webhook_token(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def webhook_receive(request: HttpRequest, pk: int) -> HttpResponse:
     """Add the posted JSON records to a Nexset; the token is its credential."""
-    token = request.headers.get("X-Nexset-Token") or request.GET.get("token", "")
+    # The token travels only in a header: a query string ends up in access logs.
+    token = request.headers.get("X-Nexset-Token", "")
     try:
         nexset = Nexset.objects.get(pk=pk)
     except Nexset.DoesNotExist:
         nexset = None
     if nexset is None or not nexset.check_webhook_token(token):
         return JsonResponse({"error": "unknown Nexset or invalid token"}, status=404)
-    if len(request.body) > WEBHOOK_MAX_BYTES:
-        return JsonResponse({"error": f"the body is larger than {WEBHOOK_MAX_BYTES} bytes"}, status=413)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > WEBHOOK_MAX_BYTES or len(request.body) > WEBHOOK_MAX_BYTES:
+        return JsonResponse(
+            {"error": f"the body is larger than {WEBHOOK_MAX_BYTES} bytes"}, status=413
+        )
     try:
         # The same rules as a JSON upload: objects only, no duplicate keys,
         # bounded nesting. Nothing is stored unless every record is valid.
         count = ingest.append_records(
-            nexset, iter_records(io.BytesIO(request.body), "webhook.json", max_bytes=WEBHOOK_MAX_BYTES)
+            nexset,
+            iter_records(
+                io.BytesIO(request.body), "webhook.json", max_bytes=WEBHOOK_MAX_BYTES
+            ),
         )
     except UploadError as exc:
         return JsonResponse({"error": f"nothing was stored: {exc}"}, status=400)
     logger.info("Webhook added %s records to Nexset %s", count, nexset.pk)
-    return JsonResponse({"stored": count, "record_count": nexset.record_count}, status=202)
+    return JsonResponse(
+        {"stored": count, "record_count": nexset.record_count}, status=202
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -67,6 +68,13 @@ def start_redis() -> tuple[str, subprocess.Popen[bytes]]:
     atexit.register(process.kill)
     return f"redis://127.0.0.1:{port}/0", process
 
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Raising SystemExit runs the atexit handlers that stop the Redis server.
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"], _redis_process = start_redis()

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings: Any) -> None:
-    # Each test creates several users; the default PBKDF2 costs about 0.1 s each.
+    # Each test creates several users, and the default PBKDF2 hasher is slow by design.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -75,6 +75,7 @@ ROUTES: dict[str, Route] = {
     "credentials:create": Route(BOTH),
     "credentials:detail": Route(GET, {"pk": "credential"}),
     "credentials:test": Route(POST, {"pk": "credential"}),
+    "credentials:edit": Route(BOTH, {"pk": "credential"}),
     "destinations:list": Route(GET),
     "destinations:create": Route(BOTH, query={"nexset": "nexset"}),
     "destinations:detail": Route(GET, {"pk": "destination"}),

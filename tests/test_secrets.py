@@ -44,7 +44,11 @@ pytestmark = pytest.mark.django_db
 # page, log line or record by chance.
 API_KEY = "Zq9LxW4TpR7mN2vB8cK5sD1f"
 WRONG_KEY = "Yh3GtE6uJ0aQ5wS8kP2nM7rC"
-FORBIDDEN = (API_KEY, API_KEY[:8], WRONG_KEY, WRONG_KEY[:8])
+# Entered through the edit form to replace WRONG_KEY.
+REPLACEMENT_KEY = "Xf6RbN1vKq4TzW9mH3sL8dJa"
+FORBIDDEN = tuple(
+    value for key in (API_KEY, WRONG_KEY, REPLACEMENT_KEY) for value in (key, key[:8])
+)
 
 
 @pytest.fixture(autouse=True)
@@ -298,18 +302,19 @@ def test_api_keys_never_leak(team, owner, sandbox_accepts_api_key, debug_logs, d
     assert Exchange.objects.filter(destination=destination, kind=Exchange.Kind.TEST, status__range=(200, 299)).exists()
     assert Exchange.objects.filter(destination=failing, kind=Exchange.Kind.TEST, status=401).exists()
 
-    # Activation queues a Celery task in Redis: its message carries the run's
-    # primary key and nothing else.
+    # Activation queues DELIVERY_TASKS_PER_RUN Celery tasks in Redis: each
+    # message carries the run's primary key and nothing else.
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("destinations:activate", args=[destination.pk]), follow=True)
     leaks.response("activation", response)
     run = Run.objects.get(destination=destination)
-    messages = queued_messages()
-    assert [decoded_task(message)[0] for message in messages] == ["destinations.tasks.deliver_run"]
-    task_body = decoded_task(messages[0])[1]
-    assert task_body[0] == [run.pk]
-    assert task_body[1] == {}
-    leaks.search("Celery task body", json.dumps(task_body))
+    tasks = [decoded_task(message) for message in queued_messages()]
+    assert len(tasks) == settings.DELIVERY_TASKS_PER_RUN
+    for task_name, task_body in tasks:
+        assert task_name == "destinations.tasks.deliver_run"
+        assert task_body[0] == [run.pk]
+        assert task_body[1] == {}
+        leaks.search("Celery task body", json.dumps(task_body))
     search_redis(leaks)
     purge_queue()
 
@@ -329,6 +334,19 @@ def test_api_keys_never_leak(team, owner, sandbox_accepts_api_key, debug_logs, d
         response = client.post(reverse("destinations:retry_failed", args=[destination.pk]), follow=True)
     leaks.response("retry of failed records", response)
     client.post(reverse("destinations:pause", args=[destination.pk]), follow=True)
+
+    # Replacing a key, and saving the form again without one, keeps it hidden.
+    for api_key in (REPLACEMENT_KEY, ""):
+        response = client.post(
+            reverse("credentials:edit", args=[bad.pk]),
+            {"name": bad.name, "region": Credential.Region.SANDBOX, "api_key": api_key, "rate_limit": 100},
+            follow=True,
+        )
+        assert response.status_code == 200
+        leaks.response("credential edited", response)
+    bad.refresh_from_db()
+    assert bad.rate_limit == 100
+    assert bad.get_api_key() == REPLACEMENT_KEY
 
     # The places searched below must hold what the steps above wrote.
     destination.refresh_from_db()

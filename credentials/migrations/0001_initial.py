@@ -5,32 +5,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('teams', '0001_initial'),
+        ("teams", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Credential',
+            name="Credential",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('region', models.CharField(choices=[('US', 'US (api.aptrinsic.com)'), ('EU', 'EU (api-eu.aptrinsic.com)'), ('US2', 'US2 (api-us2.aptrinsic.com)'), ('SANDBOX', 'Sandbox')], max_length=10)),
-                ('encrypted_key', models.TextField(editable=False)),
-                ('key_last_four', models.CharField(editable=False, max_length=4)),
-                ('rate_limit', models.PositiveIntegerField(default=200)),
-                ('status', models.CharField(choices=[('untested', 'Not tested'), ('valid', 'Valid'), ('invalid', 'Invalid')], default='untested', max_length=10)),
-                ('status_message', models.CharField(blank=True, max_length=500)),
-                ('tested_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='credentials', to='teams.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "region",
+                    models.CharField(
+                        choices=[
+                            ("US", "US (api.aptrinsic.com)"),
+                            ("EU", "EU (api-eu.aptrinsic.com)"),
+                            ("US2", "US2 (api-us2.aptrinsic.com)"),
+                            ("SANDBOX", "Sandbox"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("encrypted_key", models.TextField(editable=False)),
+                ("key_last_four", models.CharField(editable=False, max_length=4)),
+                ("rate_limit", models.PositiveIntegerField(default=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("untested", "Not tested"),
+                            ("valid", "Valid"),
+                            ("invalid", "Invalid"),
+                        ],
+                        default="untested",
+                        max_length=10,
+                    ),
+                ),
+                ("status_message", models.CharField(blank=True, max_length=500)),
+                ("tested_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="credentials",
+                        to="teams.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.UniqueConstraint(fields=('team', 'name'), name='credential_name')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("team", "name"), name="credential_name"
+                    )
+                ],
             },
         ),
     ]

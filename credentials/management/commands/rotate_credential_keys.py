@@ -42,14 +42,18 @@ class Command(BaseCommand):
                     current += 1
                     continue
                 try:
-                    rotated.append((credential, crypto.rotate(credential.encrypted_key)))
+                    rotated.append(
+                        (credential, crypto.rotate(credential.encrypted_key))
+                    )
                 except crypto.DecryptionError:
                     undecryptable.append(credential)
             if undecryptable:
                 raise CommandError(_undecryptable_message(undecryptable))
             if not options["dry_run"]:
                 for credential, token in rotated:
-                    Credential.objects.filter(pk=credential.pk).update(encrypted_key=token)
+                    Credential.objects.filter(pk=credential.pk).update(
+                        encrypted_key=token
+                    )
 
         verb = "Would re-encrypt" if options["dry_run"] else "Re-encrypted"
         self.stdout.write(

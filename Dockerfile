@@ -27,9 +27,5 @@ RUN python manage.py collectstatic --no-input \
 USER pxsync
 EXPOSE 8000
 
-# TODO: serve with a production WSGI server such as gunicorn
-# (config.wsgi:application), which pyproject.toml does not install yet, and
-# serve /app/var/staticfiles from it (WhiteNoise) or from the proxy in front.
-# Until then runserver serves the application, and --insecure makes it serve
-# static files with DEBUG=false.
-CMD ["python", "manage.py", "runserver", "0.0.0.0:8000", "--noreload", "--insecure"]
+# WhiteNoise serves the collected static files; a proxy in front handles TLS.
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

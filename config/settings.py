@@ -96,6 +96,11 @@ MIDDLEWARE = [
     "config.middleware.ContentSecurityPolicyMiddleware",
 ]
 
+if not DEBUG:
+    # Serves the files of `collectstatic` in production; runserver and the
+    # test live server serve them in development.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -59,6 +59,19 @@ class Delivered:
     throttled: int = 0
     auth_error: str = ""
     exchanges: list[tuple[PlannedRequest, PxResponse]] = field(default_factory=list)
+
+
+def claim_size(credential: Any) -> int:
+    """Return how many records a worker claims at a time for this credential.
+
+    About ten seconds of work at the credential's rate, so that a slice ends
+    near its deadline even under a low rate limit. The sample panel plans
+    batches in windows of this size too, as workers group within a claim.
+    """
+    return max(
+        settings.DELIVERY_CONCURRENCY,
+        min(settings.DELIVERY_CLAIM_SIZE, credential.rate_limit * 10),
+    )
 
 
 def release_stale_claims(run: Run | None = None) -> int:
@@ -123,12 +136,7 @@ class RunDelivery:
         self._last_error = ""
         self._last_flush = time.monotonic()
         self._limit = SharedRateLimit(self.credential.pk, self.credential.rate_limit)
-        # About ten seconds of work at the credential's rate, so that a slice
-        # ends near its deadline even under a low rate limit.
-        self.claim_size = max(
-            self.concurrency,
-            min(settings.DELIVERY_CLAIM_SIZE, self.credential.rate_limit * 10),
-        )
+        self.claim_size = claim_size(self.credential)
 
     # Entry point ---------------------------------------------------------
 
@@ -376,7 +384,8 @@ class RunDelivery:
                     self._throttled(client, delivered), request.template, request.body
                 )
                 for attempt in result.attempts:
-                    delivered.exchanges.append((request, attempt.response))
+                    sent = replace(request, method=attempt.method, url=client.url(attempt.path))
+                    delivered.exchanges.append((sent, attempt.response))
                 return result.outcome, result.message, result.last_response
             self._limit.acquire()
             delivered.requests += 1

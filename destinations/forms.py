@@ -253,6 +253,7 @@ def _parse_manual(
         errors["content_format"] = (
             f"Content format {config['content_format']!r} is unknown: pick one from the list."
         )
+
     config["url"] = data.get("url", "").strip()
     https_hosts, http_hosts = allowed_hosts()
     attribute_names = destination.nexset.attribute_names
@@ -266,11 +267,13 @@ def _parse_manual(
         manual.validate_url_macros(config["url"], attribute_names)
     except ManualConfigError as exc:
         errors["url"] = str(exc)
+
     config["headers"] = data.get("headers", "").strip()
     try:
         manual.parse_headers(config["headers"])
     except ManualConfigError as exc:
         errors["headers"] = str(exc)
+
     config["excluded"] = _parse_exclusions(data, attribute_names, errors)
     config["batching"] = _parse_batching(
         data, config["content_format"], attribute_names, errors

@@ -221,15 +221,22 @@ class DeliveryPlan:
     ) -> tuple[list[PlannedRequest], list[Rejection]]:
         planned = []
         rejected = []
+        sent = dict(prepared)
+        grouped = prepared
+        if self.algorithm == "attribute":
+            # Group on the stored records, so that an attribute excluded from
+            # the body (one a URL macro uses, say) still keeps batches apart.
+            grouped = [(key, self._originals[key]) for key, _ in prepared]
         groups = manual.group_records(
-            prepared,
+            grouped,
             algorithm=self.algorithm,
             batch_size=self.batch_size,
             group_attribute=self.group_attribute,
             max_bytes=self.max_bytes,
             encode=self._encode_batch,
         )
-        for batch in groups:
+        for group in groups:
+            batch = [(key, sent[key]) for key, _ in group]
             too_big = (
                 self.algorithm == "max_bytes"
                 and self.max_bytes

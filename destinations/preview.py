@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from destinations import manual
+from destinations.engine import claim_size
 from destinations.manual import API_KEY_HEADER, ManualConfigError, batching_warning
 from destinations.models import DeliveredContent, Destination, Exchange
 from destinations.plan import DeliveryPlan, PlannedRequest, Rejection
@@ -88,13 +89,13 @@ def first_requests(
     """Plan the first requests of a delivery of the Nexset from its first record.
 
     Without batching, the first `count` records are planned, each failing one
-    as a rejection. With batching, records are planned in windows of
-    DELIVERY_CLAIM_SIZE, because a worker plans each claimed chunk on its own
-    and a batch never spans two chunks.
+    as a rejection. With batching, records are planned in the windows that a
+    worker claims, because a worker plans each claimed chunk on its own and a
+    batch never spans two chunks.
     """
     if not plan.batching:
         return plan.plan(list(_records(destination)[:count]))
-    window = settings.DELIVERY_CLAIM_SIZE
+    window = claim_size(destination.credential)
     planned: list[PlannedRequest] = []
     rejected: list[Rejection] = []
     # Every window yields at least one request unless all its records fail,
@@ -125,7 +126,7 @@ def build_panel(
     except (ManualConfigError, ValueError) as exc:
         panel.error = panel.error or str(exc)
         return panel
-    panel.warnings = plan_warnings(plan, config)
+    panel.warnings = plan_warnings(plan, config, destination.credential)
     try:
         planned, rejected = first_requests(destination, plan)
     except ManualConfigError as exc:
@@ -152,7 +153,9 @@ def build_panel(
     return panel
 
 
-def plan_warnings(plan: DeliveryPlan, config: dict[str, Any]) -> list[str]:
+def plan_warnings(
+    plan: DeliveryPlan, config: dict[str, Any], credential: Any
+) -> list[str]:
     """Return what the settings will do that the user may not expect."""
     if plan.mode != "manual":
         return []
@@ -160,10 +163,12 @@ def plan_warnings(plan: DeliveryPlan, config: dict[str, Any]) -> list[str]:
     single_object = batching_warning(plan.method, config.get("url", ""), plan.batching)
     if single_object:
         warnings.append(single_object)
-    if plan.batching and plan.batch_size > settings.DELIVERY_CLAIM_SIZE:
+    window = claim_size(credential)
+    if plan.batching and plan.batch_size > window:
         warnings.append(
-            f"Batch size {plan.batch_size} is larger than the {settings.DELIVERY_CLAIM_SIZE} records"
-            f" a worker claims at a time, so each request carries at most {settings.DELIVERY_CLAIM_SIZE} records."
+            f"Batch size {plan.batch_size} is larger than the {window} records"
+            f" a worker claims at a time with this credential, so each request"
+            f" carries at most {window} records."
         )
     content_format = manual.CONTENT_FORMATS[plan.content_format]
     if not content_format["px_accepts"]:
@@ -401,6 +406,9 @@ def dry_run(
     Records are planned in the windows a worker claims, so the request count
     matches a delivery of the whole Nexset. Records whose payload was already
     delivered unchanged count as skipped, as the worker skips them.
+
+    NOTE: this runs inside the web request, so a Nexset of millions of records
+    can take longer than a proxy in front of the app waits.
     """
     result = DryRun()
     try:
@@ -408,7 +416,7 @@ def dry_run(
     except (ManualConfigError, ValueError) as exc:
         result.error = str(exc)
         return result
-    window = settings.DELIVERY_CLAIM_SIZE
+    window = claim_size(destination.credential)
     chunk: list[tuple[int, dict[str, Any]]] = []
     try:
         for item in _records(destination).iterator(chunk_size=window):

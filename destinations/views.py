@@ -216,8 +216,13 @@ def destination_configure(request: HttpRequest, pk: int) -> HttpResponse:
         require_editor(request)
     mode, template, config, errors = parse_config(destination, request.POST)
     name = request.POST.get("name", "").strip()
+    max_length = Destination._meta.get_field("name").max_length
     if not name:
         errors["name"] = "The name is empty: enter a name for the destination."
+    elif len(name) > max_length:
+        errors["name"] = (
+            f"The name has {len(name)} characters: shorten it to {max_length} or fewer."
+        )
     if action == "save" and not errors:
         return _save(request, destination, name, mode, template, config)
     if action == "save":
@@ -429,7 +434,9 @@ def throughput_chart(run: Run) -> dict[str, Any] | None:
 @require_GET
 def destination_runs(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_for_team(request, Destination, pk=pk)
-    return render(request, "destinations/runs.html", _runs_context(destination))
+    context = _runs_context(destination)
+    context["can_edit"] = membership_for(request).can_edit
+    return render(request, "destinations/runs.html", context)
 
 
 @require_GET

@@ -186,7 +186,15 @@ def build_payload(
                 target=field.path,
             )
 
-    ordered_paths = list(mapping)
+    # Catalogue order, then custom targets by name: PostgreSQL's jsonb keeps
+    # no key order, and the body bytes must not depend on how it was stored.
+    catalogue = {
+        field.path: index for index, field in enumerate(mappable_fields(object_type))
+    }
+    ordered_paths = sorted(
+        mapping,
+        key=lambda path: (path not in catalogue, catalogue.get(path, 0), path),
+    )
     if template.key_field in mapping:
         ordered_paths.remove(template.key_field)
         ordered_paths.insert(0, template.key_field)

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from destinations.forms import initial_config
 from destinations.models import Destination, Exchange
 from teams.models import Membership
+from tests.browser import chromium_context, screenshot
 from tests.conftest import USERS_CSV, make_user, sandbox_requests
 from tests.services import SANDBOX_KEY
 
@@ -276,6 +278,10 @@ MANUAL_CASES = {
     "group_by_without_attribute": (
         {"algorithm": "attribute", "group_attribute": ""},
         "Grouping by attribute needs a grouping attribute.",
+    ),
+    "form_format_with_batching": (
+        {"content_format": "form"},
+        'Content format "form" sends one record per request. Turn off batching or pick the JSON content format.',
     ),
     "max_bytes_too_small": (
         {"algorithm": "max_bytes", "max_bytes": "50"},
@@ -1129,10 +1135,6 @@ def log_in(page: Any, base: str, username: str) -> None:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_browser_configure_walk(live_server, team, make_nexset, credential, tmp_path):
-    from playwright.sync_api import expect
-
-    from tests.browser import chromium_context, screenshot
-
     make_user(team, "alice")
     users = make_nexset(USERS_CSV, name="Users")
     template = template_destination(users, credential)
@@ -1203,3 +1205,24 @@ def test_browser_configure_walk(live_server, team, make_nexset, credential, tmp_
         "edited-1",
         "edited-1",
     ]
+
+
+def test_viewer_cannot_dry_run(viewer_client, manual_setup):
+    fields = shown_form(viewer_client, manual_setup)
+    url = reverse("destinations:dry_run", args=[manual_setup.pk])
+    assert post_form(viewer_client, url, fields, {}, HTMX).status_code == 403
+
+
+def test_viewer_can_switch_template(viewer_client, users, credential):
+    destination = template_destination(users, credential)
+    fields = shown_form(viewer_client, destination)
+    changes = {"template": "track_event", "action": "change_template"}
+    response = post_form(
+        viewer_client, configure_url(destination), fields, changes, HTMX
+    )
+    assert response.status_code == 200
+
+
+def test_panel_warns_batch_larger_than_claim(owner_client, manual_setup):
+    page = text_of(preview(owner_client, manual_setup, {"batch_size": "500"}))
+    assert "Batch size 500 is larger than the 200 records a worker claims" in page

@@ -175,6 +175,19 @@ def test_manual_batch_groups_by_team(owner_client, batched_by_team):
     assert panel_positions(owner_client, batched_by_team) == ["#1, #3", "#5", "#2, #4"]
 
 
+def test_manual_batch_positions_follow_claim_windows(
+    owner_client, batched_by_team, settings
+):
+    settings.DELIVERY_CLAIM_SIZE = 3
+    settings.DELIVERY_CONCURRENCY = 1
+    assert panel_positions(owner_client, batched_by_team) == [
+        "#1, #3",
+        "#2",
+        "#4",
+        "#5",
+    ]
+
+
 def test_manual_batch_excludes_attribute(owner_client, batched_by_team):
     first_batch = json.loads(panel_bodies(owner_client, batched_by_team)[0])
     assert [sorted(record) for record in first_batch] == [
@@ -190,8 +203,10 @@ def test_manual_batch_follows_claim_windows(
     owner_client, batched_by_team, settings, django_capture_on_commit_callbacks
 ):
     # A worker batches within each claimed chunk, so with chunks of 3 records
-    # records 1 and 5 (both "red") never share a request.
+    # records 1 and 5 (both "red") never share a request. A claim is at least
+    # DELIVERY_CONCURRENCY records.
     settings.DELIVERY_CLAIM_SIZE = 3
+    settings.DELIVERY_CONCURRENCY = 1
     bodies = sorted(panel_bodies(owner_client, batched_by_team))
     deliver(batched_by_team, django_capture_on_commit_callbacks)
     assert (

@@ -329,3 +329,21 @@ def test_edit_applies_to_unsent_records(
     assert keys[-1] == "AP-EDITED-2"
     # Once the edit is seen, no request goes out with the old key again.
     assert keys == sorted(keys, key=lambda key: key == "AP-EDITED-2")
+
+
+def test_grouping_by_excluded_macro_attribute(make_nexset, credential, sandbox, django_capture_on_commit_callbacks):
+    sandbox.state.configure({"batch_events": True})
+    nexset = make_nexset(
+        "team,identifyId,eventName,propertyKey,userType\n"
+        "red,u1,Login,AP-TEST-2,USER\nblue,u2,Login,AP-TEST-2,USER\nred,u3,Login,AP-TEST-2,USER\n"
+    )
+    destination = manual_destination(
+        nexset,
+        credential,
+        url="/v1/events/custom?team={team}",
+        excluded=["team"],
+        batching={"enabled": True, "algorithm": "attribute", "batch_size": 10, "group_attribute": "team", "max_bytes": 1000000},
+    )
+    deliver(new_run(destination, django_capture_on_commit_callbacks))
+    sent = {entry["query"]: [event["identifyId"] for event in entry["body"]] for entry in sandbox_requests("/v1/events/custom")}
+    assert sent == {"team=red": ["u1", "u3"], "team=blue": ["u2"]}

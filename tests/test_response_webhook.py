@@ -110,10 +110,6 @@ def test_webhook_record_contains_request_records(delivered):
     assert sent == ["tinyfrog185", "tinyfrog185", "tinylion155", "tinylion155"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine stores every response of a template flow under the flow's first request (PUT /v1/users/update)",
-)
 def test_webhook_record_contains_method_and_url(delivered):
     destination, _ = delivered
     requests = sorted(

@@ -38,6 +38,8 @@ from px.client import PxClient, PxResponse, PxTransportError
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+# A worker logs its progress on a run at most this often.
+LOG_EVERY_SECONDS = 10.0
 # How often a worker checks whether its destination was paused or edited.
 CHECK_INTERVAL_SECONDS = 0.5
 RESPONSE_BODY_LIMIT = 4000
@@ -133,6 +135,8 @@ class RunDelivery:
         self.stop_reason = ""
         self._stop = threading.Event()
         self._counts: Counter[str] = Counter()
+        self._unlogged: Counter[str] = Counter()
+        self._last_log = time.monotonic()
         self._last_error = ""
         self._last_flush = time.monotonic()
         self._limit = SharedRateLimit(self.credential.pk, self.credential.rate_limit)
@@ -229,6 +233,12 @@ class RunDelivery:
                 .get()
             )
             if status != Destination.Status.ACTIVE:
+                logger.info(
+                    "Run %s of destination %s: the destination is %s; stopping after the requests in flight",
+                    self.run.pk,
+                    self.destination.pk,
+                    status,
+                )
                 self.stop_reason = "paused"
                 self._stop.set()
             elif updated != self.destination.updated:
@@ -384,7 +394,9 @@ class RunDelivery:
                     self._throttled(client, delivered), request.template, request.body
                 )
                 for attempt in result.attempts:
-                    sent = replace(request, method=attempt.method, url=client.url(attempt.path))
+                    sent = replace(
+                        request, method=attempt.method, url=client.url(attempt.path)
+                    )
                     delivered.exchanges.append((sent, attempt.response))
                 return result.outcome, result.message, result.last_response
             self._limit.acquire()
@@ -526,10 +538,34 @@ class RunDelivery:
             values["last_error"] = self._last_error[:500]
             self._last_error = ""
         Run.objects.filter(pk=self.run.pk).update(**values)
+        self._log_progress(counts, now, force)
         # Keep the claims of this worker fresh so they are not taken as stale.
         RecordResult.objects.filter(
             run=self.run, status=RecordResult.Status.CLAIMED, claimed_by=self.worker
         ).update(claimed_at=timezone.now())
+
+    def _log_progress(self, counts: Counter[str], now: float, force: bool) -> None:
+        """Log this worker's progress on the run every LOG_EVERY_SECONDS at most."""
+        self._unlogged.update(counts)
+        if not force and now - self._last_log < LOG_EVERY_SECONDS:
+            return
+        self._last_log = now
+        done = self._unlogged
+        self._unlogged = Counter()
+        if not +done:
+            return
+        logger.info(
+            "Run %s of destination %s: %s succeeded, %s failed, %s skipped, "
+            "%s retries, %s answered 429, %s requests",
+            self.run.pk,
+            self.destination.pk,
+            done["succeeded"],
+            done["failed"],
+            done["skipped"],
+            done["retried"],
+            done["throttled"],
+            done["requests"],
+        )
 
 
 def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:

@@ -108,7 +108,7 @@ class SharedRateLimit:
             self._warn_unshared(exc)
             time.sleep(wait_ms / 1000)
             return 1.0
-        logger.info(
+        logger.debug(
             "Rate limited by PX: slowed %s to %.0f%% of %s requests per second",
             self.keys[0],
             factor * 100,

@@ -30,10 +30,15 @@ def run_all() -> int:
         started = time.monotonic()
         print(f"\n### {name}", flush=True)
         try:
-            code = subprocess.run([sys.executable, "-m", "bench", name], timeout=ALL_TIMEOUT_SECONDS).returncode
+            code = subprocess.run(
+                [sys.executable, "-m", "bench", name], timeout=ALL_TIMEOUT_SECONDS
+            ).returncode
         except subprocess.TimeoutExpired:
             code = "timed out"
-        print(f"### {name} finished in {time.monotonic() - started:.0f} s (exit status {code})", flush=True)
+        print(
+            f"### {name} finished in {time.monotonic() - started:.0f} s (exit status {code})",
+            flush=True,
+        )
         failed += code != 0
     return failed
 
@@ -43,7 +48,9 @@ def main() -> None:
         sys.exit(1 if run_all() else 0)
     if len(sys.argv) < 2 or sys.argv[1] not in BENCHMARKS:
         names = ", ".join([*BENCHMARKS, "all"])
-        sys.exit(f"usage: python -m bench NAME [options], where NAME is one of: {names}")
+        sys.exit(
+            f"usage: python -m bench NAME [options], where NAME is one of: {names}"
+        )
     BENCHMARKS[sys.argv[1]](sys.argv[2:])
 
 

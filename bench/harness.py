@@ -2,7 +2,7 @@
 
 Every benchmark process starts its own Redis server and PX sandbox on free
 ports of 127.0.0.1, points Django at a PostgreSQL database of its own
-(``pxsync_bench`` unless told otherwise) and stops everything it started when
+(``pxsync_bench`` by default) and stops everything it started when
 it exits. Figures go to stdout and, as one JSON line per run, to
 ``bench/results/<name>.jsonl``.
 """
@@ -10,9 +10,8 @@ it exits. Figures go to stdout and, as one JSON line per run, to
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
+import itertools
 import json
 import os
 import platform
@@ -33,14 +32,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = BASE_DIR / "bench" / "results"
 LOG_DIR = RESULTS_DIR / "logs"
 PYTHON = sys.executable
+# Load averages (1, 5 and 15 minutes) when the benchmark process started.
+LOAD_AT_START = os.getloadavg()
 
-POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+POSTGRES_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"
+)
 DEFAULT_DATABASE = "pxsync_bench"
 SANDBOX_KEY = "bench-sandbox-key"
 PRODUCT_KEY = "AP-BENCH-1"
-# Production runs with DEBUG=false. With DEBUG=true Django keeps the last
-# 9,000 SQL queries of each connection in memory, which would distort the
-# memory figures.
 BENCH_SECRET_KEY = "bench-only-secret-key"
 BENCH_CREDENTIAL_KEY = base64.urlsafe_b64encode(
     hashlib.sha256(b"pxsync-bench-credential-key").digest()
@@ -75,7 +75,9 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing is listening on 127.0.0.1:{port} after {timeout:g} s")
 
 
-def stop_process(process: subprocess.Popen[bytes], name: str, timeout: float = 15.0) -> None:
+def stop_process(
+    process: subprocess.Popen[bytes], name: str, timeout: float = 15.0
+) -> None:
     """Send SIGTERM to the process group of ``process``, then SIGKILL after ``timeout``."""
     if process.poll() is not None:
         return
@@ -83,7 +85,10 @@ def stop_process(process: subprocess.Popen[bytes], name: str, timeout: float = 1
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        print(f"{name} (pid {process.pid}) did not stop after SIGTERM; sending SIGKILL", flush=True)
+        print(
+            f"{name} (pid {process.pid}) did not stop after SIGTERM; sending SIGKILL",
+            flush=True,
+        )
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout)
 
@@ -91,8 +96,9 @@ def stop_process(process: subprocess.Popen[bytes], name: str, timeout: float = 1
 def peak_rss_bytes(pid: int) -> tuple[int, int]:
     """Return (current RSS, peak RSS) of a live process from /proc, in bytes.
 
-    VmHWM is the kernel's high-water mark of the resident set, the same figure
-    as ru_maxrss of the process itself.
+    The peak is VmHWM, the high-water mark of the process's own address space.
+    ru_maxrss is no substitute in a process started with subprocess: Linux
+    keeps ru_maxrss across execve, so it starts at the parent's peak.
     """
     values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -109,12 +115,17 @@ class CpuUsage:
         self.pids = pids
         self.started = time.monotonic()
         self.machine = self._machine_jiffies()
-        self.processes = {name: self._process_jiffies(pid) for name, pid in pids.items()}
+        self.processes = {
+            name: self._process_jiffies(pid) for name, pid in pids.items()
+        }
 
     @staticmethod
     def _machine_jiffies() -> tuple[int, int]:
         """Return (busy, total) jiffies of all CPUs from /proc/stat."""
-        values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        values = [
+            int(value)
+            for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ]
         idle = values[3] + values[4]  # idle and iowait
         total = sum(values[:8])  # user nice system idle iowait irq softirq steal
         return total - idle, total
@@ -130,7 +141,11 @@ class CpuUsage:
         busy, total = self._machine_jiffies()
         ticks = os.sysconf("SC_CLK_TCK")
         seconds = time.monotonic() - self.started
-        result = {"machine_busy_share": round((busy - self.machine[0]) / max(1, total - self.machine[1]), 3)}
+        result = {
+            "machine_busy_share": round(
+                (busy - self.machine[0]) / max(1, total - self.machine[1]), 3
+            )
+        }
         for name, pid in self.pids.items():
             used = (self._process_jiffies(pid) - self.processes[name]) / ticks
             result[f"{name}_cores"] = round(used / seconds, 3)
@@ -163,23 +178,39 @@ class Services:
         self.close()
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(LOG_DIR / f"{self.name}-{name}.log", "wb")
-        process = subprocess.Popen(
-            args, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
+        with open(LOG_DIR / f"{self.name}-{name}.log", "wb") as log:
+            process = subprocess.Popen(
+                args,
+                cwd=BASE_DIR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes.append((name, process))
         return process
 
     def _start_redis(self) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
-            raise RuntimeError("redis-server is not installed: apt-get install redis-server")
+            raise RuntimeError(
+                "redis-server is not installed: apt-get install redis-server"
+            )
         port = free_port()
         self._start(
             "redis",
-            [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loglevel", "warning"],
+            [
+                executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
         )
         wait_for_port(port)
         self.redis_url = f"redis://127.0.0.1:{port}/0"
@@ -189,13 +220,28 @@ class Services:
         port_file.unlink(missing_ok=True)
         process = self._start(
             "sandbox",
-            [PYTHON, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file), "--api-key", SANDBOX_KEY, "--log-level", "WARNING"],
+            [
+                PYTHON,
+                "-m",
+                "sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--api-key",
+                SANDBOX_KEY,
+                "--log-level",
+                "WARNING",
+            ],
         )
         deadline = time.monotonic() + 20
         while not port_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sandbox did not start; see {LOG_DIR / (self.name + '-sandbox.log')}")
+                raise RuntimeError(
+                    f"the sandbox did not start; see {LOG_DIR / (self.name + '-sandbox.log')}"
+                )
             time.sleep(0.05)
         port = int(port_file.read_text())
         self.sandbox = SandboxControl(f"http://127.0.0.1:{port}", process.pid)
@@ -247,6 +293,9 @@ def database_url(database: str) -> str:
 def product_env(services: Services, database: str, **overrides: str) -> dict[str, str]:
     """Environment for this process and for the processes it starts."""
     env = dict(os.environ)
+    # DEBUG=false as in production: with DEBUG=true Django keeps the last 9,000
+    # SQL queries of each connection in memory, which would distort the memory
+    # figures. That needs a SECRET_KEY and CREDENTIAL_KEYS of its own.
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url(database),
@@ -291,17 +340,25 @@ def empty_tables() -> None:
     """Delete every row the product stores, keeping migrations and content types."""
     from django.db import connection
 
-    kept = {"django_migrations", "django_content_type", "auth_permission"}
-    tables = [name for name in connection.introspection.django_table_names(only_existing=True) if name not in kept]
+    preserved = {"django_migrations", "django_content_type", "auth_permission"}
+    tables = [
+        name
+        for name in connection.introspection.django_table_names(only_existing=True)
+        if name not in preserved
+    ]
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE " + ", ".join(f'"{name}"' for name in tables) + " RESTART IDENTITY CASCADE")
+        cursor.execute(
+            "TRUNCATE "
+            + ", ".join(f'"{name}"' for name in tables)
+            + " RESTART IDENTITY CASCADE"
+        )
 
 
 # Fixtures ------------------------------------------------------------------------
 
 
 def event_row(index: int) -> dict[str, str]:
-    """One custom-event record, as a CSV upload stores it (all values strings)."""
+    """Return custom-event record number ``index`` as a CSV upload stores it, all values strings."""
     return {
         "Account ID": f"acct-{index % 500}",
         "User ID": f"user-{index % 5000:05d}",
@@ -314,20 +371,16 @@ def event_row(index: int) -> dict[str, str]:
     }
 
 
-def events_csv(count: int) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EVENT_COLUMNS)
-    for index in range(count):
-        writer.writerow(event_row(index).values())
-    return buffer.getvalue().encode()
-
-
 def create_credential(team: Any, rate_limit: int) -> Any:
     """Create the team's credential for the sandbox, limited to ``rate_limit`` requests/s."""
     from credentials.models import Credential
 
-    credential = Credential(team=team, name="Sandbox", region=Credential.Region.SANDBOX, rate_limit=rate_limit)
+    credential = Credential(
+        team=team,
+        name="Sandbox",
+        region=Credential.Region.SANDBOX,
+        rate_limit=rate_limit,
+    )
     credential.set_api_key(SANDBOX_KEY)
     credential.save()
     return credential
@@ -343,8 +396,9 @@ def create_team_and_credential(rate_limit: int) -> tuple[Any, Any]:
 def bulk_insert_records(nexset: Any, rows: Iterator[dict[str, Any]]) -> int:
     """Insert records at positions 1, 2, ... with COPY, bypassing upload parsing.
 
-    COPY writes fixtures about 8 times faster than Record.objects.bulk_create
-    (measured on 50,000 rows: 56,000 against 7,200 rows per second).
+    COPY writes fixtures about 8 times faster than Record.objects.bulk_create:
+    56,000 against 7,200 rows per second for 50,000 rows on the machine
+    described in docs/benchmarks.md.
     """
     from django.db import connection, transaction
     from django.utils import timezone
@@ -352,15 +406,21 @@ def bulk_insert_records(nexset: Any, rows: Iterator[dict[str, Any]]) -> int:
     from nexsets.models import Record
 
     meta = Record._meta
-    columns = [meta.get_field(name).column for name in ("nexset", "position", "data", "created")]
+    columns = [
+        meta.get_field(name).column
+        for name in ("nexset", "position", "data", "created")
+    ]
     statement = f'COPY "{meta.db_table}" ({", ".join(columns)}) FROM STDIN'
     now = timezone.now()
     count = 0
-    with transaction.atomic(), connection.cursor() as cursor:
-        with cursor.cursor.copy(statement) as copy:
-            for row in rows:
-                count += 1
-                copy.write_row((nexset.pk, count, json.dumps(row), now))
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        cursor.cursor.copy(statement) as copy,
+    ):
+        for row in rows:
+            count += 1
+            copy.write_row((nexset.pk, count, json.dumps(row), now))
     return count
 
 
@@ -377,7 +437,9 @@ def create_event_nexset(team: Any, count: int, name: str = "Events") -> Any:
         name=name,
         schema=[{"name": a.name, "type": a.type} for a in builder.attributes()],
     )
-    nexset.record_count = bulk_insert_records(nexset, (event_row(i) for i in range(count)))
+    nexset.record_count = bulk_insert_records(
+        nexset, (event_row(i) for i in range(count))
+    )
     nexset.save(update_fields=["record_count"])
     return nexset
 
@@ -401,18 +463,18 @@ def create_event_destination(nexset: Any, credential: Any) -> Any:
     )
 
 
-def planned_bodies(destination: Any, limit: int | None = None) -> list[bytes]:
+def planned_bodies(destination: Any) -> list[bytes]:
     """Return the request bodies the product sends for the destination's records."""
     from destinations.plan import DeliveryPlan
     from nexsets.models import Record
 
-    records = Record.objects.filter(nexset_id=destination.nexset_id).order_by("position")
-    if limit is not None:
-        records = records[:limit]
-    items = list(records.values_list("position", "data"))
+    records = Record.objects.filter(nexset_id=destination.nexset_id)
+    items = list(records.order_by("position").values_list("position", "data"))
     planned, rejected = DeliveryPlan.for_destination(destination).plan(items)
     if rejected:
-        raise RuntimeError(f"{len(rejected)} records were rejected, first: {rejected[0].reason}")
+        raise RuntimeError(
+            f"{len(rejected)} records were rejected, first: {rejected[0].reason}"
+        )
     return [request.body for request in planned]
 
 
@@ -435,17 +497,29 @@ class Worker:
 
     def start(self, timeout: float = 60.0) -> Worker:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
-             "--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--pool",
+                    "solo",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=BASE_DIR,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if b"ready." in self.log_path.read_bytes():
@@ -454,7 +528,9 @@ class Worker:
                 raise RuntimeError(f"the worker exited; see {self.log_path}")
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the worker was not ready after {timeout:g} s; see {self.log_path}")
+        raise RuntimeError(
+            f"the worker was not ready after {timeout:g} s; see {self.log_path}"
+        )
 
     @property
     def pid(self) -> int:
@@ -499,20 +575,43 @@ def wait_for_run(run: Any, timeout: float, poll: float = 0.2) -> Any:
     )
 
 
-def sending_gaps(request_log: list[dict[str, Any]], threshold: float = 0.05) -> dict[str, Any]:
+def sending_gaps(
+    request_log: list[dict[str, Any]], claim_size: int, threshold: float = 0.05
+) -> dict[str, Any]:
     """Find pauses of more than ``threshold`` seconds between requests arriving at the sandbox.
 
-    Returns their count, their total in seconds and the median request
-    spacing; a steady sender shows few gaps and a spacing of 1/rate.
+    Returns their count and total in seconds, the same for the pauses at a
+    claimed chunk's boundary, and the median request spacing, which is 1/rate
+    for a sender held to its rate. A pause is at a chunk boundary when the
+    records sent before and after it belong to different chunks. That relies
+    on the fixtures: record ``Seq`` n is the record at position n + 1, and
+    one worker claims records in position order, ``claim_size`` at a time.
     """
-    times = sorted(entry["time"] for entry in request_log)
-    spacings = [later - earlier for earlier, later in zip(times, times[1:])]
-    gaps = [spacing for spacing in spacings if spacing > threshold]
+    entries = sorted(request_log, key=lambda entry: entry["time"])
+    spacings = []
+    gaps = []
+    boundary_gaps = []
+    for earlier, later in itertools.pairwise(entries):
+        spacing = later["time"] - earlier["time"]
+        spacings.append(spacing)
+        if spacing <= threshold:
+            continue
+        gaps.append(spacing)
+        chunks = {
+            int(entry["body"]["attributes"]["Seq"]) // claim_size
+            for entry in (earlier, later)
+        }
+        if len(chunks) == 2:
+            boundary_gaps.append(spacing)
     spacings.sort()
     return {
         "gaps_over_50ms": len(gaps),
         "gap_seconds": round(sum(gaps), 2),
-        "median_spacing_ms": round(spacings[len(spacings) // 2] * 1000, 2) if spacings else None,
+        "chunk_boundary_gaps": len(boundary_gaps),
+        "chunk_boundary_gap_seconds": round(sum(boundary_gaps), 2),
+        "median_spacing_ms": (
+            round(spacings[len(spacings) // 2] * 1000, 2) if spacings else None
+        ),
     }
 
 
@@ -528,36 +627,50 @@ def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "nproc": os.cpu_count(),
         "python": platform.python_version(),
+        "load_average_at_start": [round(value, 2) for value in LOAD_AT_START],
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-    try:
-        from django.db import connection
+    from django.db import connection
 
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            info["postgresql"] = cursor.fetchone()[0]
-    except Exception as exc:  # noqa: BLE001 - the figures matter more than this field
-        info["postgresql"] = f"unknown: {exc}"
-    try:
-        import redis
-        from django.conf import settings
-
-        info["redis"] = redis.Redis.from_url(settings.REDIS_URL).info("server")["redis_version"]
-    except Exception as exc:  # noqa: BLE001
-        info["redis"] = f"unknown: {exc}"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=BASE_DIR, capture_output=True, text=True)
-    info["commit"] = commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        info["postgresql"] = cursor.fetchone()[0]
+    # The version of the redis-server binary that Services starts.
+    version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True
+    ).stdout
+    info["redis"] = version.split("v=", 1)[1].split()[0] if "v=" in version else version
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    dirty = subprocess.run(
+        # --no-optional-locks: status must not refresh and rewrite the index.
+        ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    info["commit"] = commit.stdout.strip() + (
+        "+changes" if dirty.stdout.strip() else ""
+    )
     return info
 
 
 def save_result(name: str, figures: dict[str, Any]) -> Path:
     """Append the figures with the machine description to bench/results/<name>.jsonl."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    entry = {"benchmark": name, "at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), **figures}
+    entry = {
+        "benchmark": name,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        **figures,
+    }
     path = RESULTS_DIR / f"{name}.jsonl"
     with path.open("a") as handle:
         handle.write(json.dumps(entry) + "\n")

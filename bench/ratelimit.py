@@ -1,7 +1,7 @@
 """Benchmark 2: delivery under a PX rate limit of R requests per second.
 
-The sandbox answers with 429 beyond R requests per second per API key (a token
-bucket holding one second of burst), and the credential's rate_limit is R too.
+The sandbox responds with 429 beyond R requests per second per API key (a
+token bucket with one second of burst), and the credential's rate_limit is R too.
 A Celery worker process delivers a Track Custom Event run of ``--records``
 records.
 
@@ -20,16 +20,35 @@ NAME = "ratelimit"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench ratelimit", description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=20_000, help="records in the run (default 20000)")
-    parser.add_argument("--rate", type=int, default=200, help="R: requests per second of the sandbox and the credential (default 200)")
-    parser.add_argument("--latency-ms", type=int, default=0, help="delay the sandbox adds to each answer, in ms (default 0)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench ratelimit", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--records", type=int, default=20_000, help="records in the run (default 20000)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=200,
+        help="R: requests per second of the sandbox and the credential (default 200)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        help="delay the sandbox adds to each response, in ms (default 0)",
+    )
     parser.add_argument(
         "--synchronous-commit-off",
         action="store_true",
         help="diagnostic: run the worker's PostgreSQL sessions with synchronous_commit=off, to measure what waiting for each commit's WAL flush costs",
     )
-    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the run before giving up (default 600)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="seconds to wait for the run before giving up (default 600)",
+    )
     args = parser.parse_args(argv)
 
     with harness.Services(NAME) as services:
@@ -40,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
             worker_env["PGOPTIONS"] = "-c synchronous_commit=off"
         harness.setup_django(env)
         from django.conf import settings
+
+        from destinations.engine import claim_size
 
         harness.empty_tables()
         harness.purge_broker()
@@ -58,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
             cpu_shares = cpu.shares()
         stats = sandbox.stats()
         events = sandbox.state()["events"]
-        gaps = harness.sending_gaps(sandbox.request_log())
+        # The number of records the worker claims at a time for this credential.
+        chunk_size = claim_size(credential)
+        gaps = harness.sending_gaps(sandbox.request_log(), chunk_size)
 
     seconds = harness.run_seconds(run)
     total = stats["total_requests"]
@@ -72,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         "rate": args.rate,
         "latency_ms": args.latency_ms,
         "concurrency": settings.DELIVERY_CONCURRENCY,
-        "claim_size": settings.DELIVERY_CLAIM_SIZE,
+        "claim_size": chunk_size,
+        "tasks_per_run": settings.DELIVERY_TASKS_PER_RUN,
         "synchronous_commit_off": args.synchronous_commit_off,
         "run_status": run.status,
         "run_seconds": round(seconds, 2),
@@ -84,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
         "share_429": round(throttled / total, 5) if total else None,
         "accepted_per_s": round(accepted / seconds, 1),
         "accepted_vs_rate": round(accepted / seconds / args.rate, 3),
-        "median_requests_per_whole_second": statistics.median(per_second) if per_second else None,
+        "median_requests_per_whole_second": statistics.median(per_second)
+        if per_second
+        else None,
         "min_requests_per_whole_second": min(per_second) if per_second else None,
         "max_requests_per_whole_second": max(per_second) if per_second else None,
         "events_stored": stats["events"],
@@ -98,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
         "nothing_lost": stats["events"] == args.records and distinct == args.records,
     }
     harness.save_result(NAME, figures)
-    harness.print_figures(f"{NAME}: {args.records} records at R = {args.rate} requests/s", list(figures.items()))
+    harness.print_figures(
+        f"{NAME}: {args.records} records at R = {args.rate} requests/s",
+        list(figures.items()),
+    )
 
 
 if __name__ == "__main__":

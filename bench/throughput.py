@@ -1,7 +1,7 @@
-"""Benchmark 1: delivery throughput when every PX answer takes 100 ms.
+"""Benchmark 1: delivery throughput when every PX response is delayed by 100 ms.
 
 Three senders post the same Track Custom Event bodies to one sandbox that adds
-``--latency-ms`` to each answer and has no rate limit:
+``--latency-ms`` to each response and has no rate limit:
 
 - sequential: one request at a time, each on a new requests.Session (a new
   TCP connection per record), timed on the first ``--sample`` records;
@@ -43,7 +43,9 @@ def send_sequential(url: str, bodies: list[bytes]) -> float:
         with requests.Session() as session:
             response = session.post(url, data=body, headers=headers(), timeout=15)
         if response.status_code != 201:
-            raise RuntimeError(f"sequential post failed: HTTP {response.status_code} {response.text[:200]}")
+            raise RuntimeError(
+                f"sequential post failed: HTTP {response.status_code} {response.text[:200]}"
+            )
     return len(bodies) / (time.perf_counter() - started)
 
 
@@ -70,7 +72,9 @@ def send_raw(url: str, bodies: list[bytes], concurrency: int) -> float:
     return len(bodies) / elapsed
 
 
-def median_roundtrip_ms(url: str, body: bytes, reuse_connection: bool, count: int = 31) -> float:
+def median_roundtrip_ms(
+    url: str, body: bytes, reuse_connection: bool, count: int = 31
+) -> float:
     """Return the median time of one post, on one kept-alive session or a new one each."""
     timings = []
     shared = requests.Session()
@@ -88,19 +92,50 @@ def median_roundtrip_ms(url: str, body: bytes, reuse_connection: bool, count: in
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench throughput", description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=3000, help="records in the product run and the raw run (default 3000)")
-    parser.add_argument("--sample", type=int, default=100, help="records posted by the sequential sender (default 100)")
-    parser.add_argument("--latency-ms", type=int, default=100, help="delay the sandbox adds to each answer, in ms (default 100)")
-    parser.add_argument("--concurrency", type=int, default=None, help="DELIVERY_CONCURRENCY for the worker and the raw sender (default: the product setting)")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the product run before giving up (default 300)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench throughput", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=3000,
+        help="records in the product run and the raw run (default 3000)",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=100,
+        help="records posted by the sequential sender (default 100)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=100,
+        help="delay the sandbox adds to each response, in ms (default 100)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="DELIVERY_CONCURRENCY for the worker and the raw sender (default: the product setting)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds to wait for the product run before giving up (default 300)",
+    )
     args = parser.parse_args(argv)
 
     with harness.Services(NAME) as services:
-        overrides = {"DELIVERY_CONCURRENCY": str(args.concurrency)} if args.concurrency else {}
+        overrides = (
+            {"DELIVERY_CONCURRENCY": str(args.concurrency)} if args.concurrency else {}
+        )
         env = harness.product_env(services, harness.DEFAULT_DATABASE, **overrides)
         harness.setup_django(env)
         from django.conf import settings
+
+        from destinations.engine import claim_size
 
         concurrency = settings.DELIVERY_CONCURRENCY
         harness.empty_tables()
@@ -108,8 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         sandbox = services.sandbox
         sandbox.configure(latency_ms=0, rate_limit=0)
 
-        # A credential limit far above what 16 threads reach at 100 ms per
-        # answer, so that only the sandbox latency bounds the rate.
+        # A credential limit far above what any sender here reaches, so that
+        # only the sandbox's latency bounds the rate.
         team, credential = harness.create_team_and_credential(rate_limit=10_000)
         nexset = harness.create_event_nexset(team, args.records)
         destination = harness.create_event_destination(nexset, credential)
@@ -145,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         "sample": args.sample,
         "latency_ms": args.latency_ms,
         "concurrency": concurrency,
-        "claim_size": settings.DELIVERY_CLAIM_SIZE,
+        "claim_size": claim_size(credential),
+        "tasks_per_run": settings.DELIVERY_TASKS_PER_RUN,
         "sequential_records_per_s": round(sequential_rate, 2),
         "raw_records_per_s": round(raw_rate, 1),
         "raw_events_stored": raw_events,
@@ -159,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
         "roundtrip_ms_new_connection": round(new_ms, 2),
         # Little's law: at most `concurrency` requests in flight, each taking
         # the added latency plus the measured round trip on a reused connection.
-        "ceiling_records_per_s": round(concurrency * 1000 / (args.latency_ms + reused_ms), 1),
+        "ceiling_records_per_s": round(
+            concurrency * 1000 / (args.latency_ms + reused_ms), 1
+        ),
         "product_vs_sequential": round(product_rate / sequential_rate, 2),
         "product_vs_raw": round(product_rate / raw_rate, 3),
     }
@@ -167,10 +205,14 @@ def main(argv: list[str] | None = None) -> None:
     figures["targets_met"] = {
         "product_vs_sequential>=20": figures["product_vs_sequential"] >= 20,
         "product_vs_raw>=0.8": figures["product_vs_raw"] >= 0.8,
-        "nothing_lost": run.succeeded == args.records and stats["events"] == args.records,
+        "nothing_lost": run.succeeded == args.records
+        and stats["events"] == args.records,
     }
     harness.save_result(NAME, figures)
-    harness.print_figures(f"{NAME}: {args.records} records, {args.latency_ms} ms per answer, concurrency {concurrency}", list(figures.items()))
+    harness.print_figures(
+        f"{NAME}: {args.records} records, {args.latency_ms} ms per response, concurrency {concurrency}",
+        list(figures.items()),
+    )
 
 
 if __name__ == "__main__":

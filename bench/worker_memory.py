@@ -1,10 +1,10 @@
 """Benchmark 3: peak memory of a worker process for a small and a large run.
 
 For each size, a new Celery worker process (solo pool) delivers a Track
-Custom Event run to a sandbox with no added latency and no rate limit, and its
-peak resident set (VmHWM in /proc, the same figure as its ru_maxrss) is read
-when the run has finished. The resident set is also sampled while the large
-run progresses, to show whether it keeps growing.
+Custom Event run to a sandbox with no added latency and no rate limit. When
+the run has finished, the benchmark reads the worker's peak resident set
+(VmHWM in /proc). It also samples the resident set once a second, to show
+whether it keeps growing during the run.
 
 Target: peak of the large run <= 1.2x peak of the small run.
 """
@@ -25,7 +25,9 @@ def deliver_and_measure(env: dict[str, str], destination, timeout: float) -> dic
     from destinations.models import Run
 
     samples: list[tuple[float, float]] = []
-    with harness.Worker(env, f"{NAME}-worker-{destination.nexset.record_count}") as worker:
+    with harness.Worker(
+        env, f"{NAME}-worker-{destination.nexset.record_count}"
+    ) as worker:
         idle_rss, _ = harness.peak_rss_bytes(worker.pid)
         run = harness.start_run(destination)
         deadline = time.monotonic() + timeout
@@ -36,7 +38,9 @@ def deliver_and_measure(env: dict[str, str], destination, timeout: float) -> dic
             if not current.is_active:
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run.pk} did not finish in {timeout:g} s: {current.done} of {current.total} done")
+                raise TimeoutError(
+                    f"run {run.pk} did not finish in {timeout:g} s: {current.done} of {current.total} done"
+                )
             time.sleep(1.0)
         _, peak = harness.peak_rss_bytes(worker.pid)
     # The resident set when the run had passed each tenth of its records.
@@ -52,15 +56,35 @@ def deliver_and_measure(env: dict[str, str], destination, timeout: float) -> dic
         "records_per_s": round(current.succeeded / harness.run_seconds(current), 1),
         "idle_rss_mib": round(idle_rss / MIB, 1),
         "peak_rss_mib": round(peak / MIB, 1),
-        "rss_mib_by_tenth_done": {f"{tenth * 10}%": round(rss / MIB, 1) for tenth, rss in sorted(by_tenth.items())},
+        "rss_mib_by_tenth_done": {
+            f"{tenth * 10}%": round(rss / MIB, 1)
+            for tenth, rss in sorted(by_tenth.items())
+        },
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench worker_memory", description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=10_000, help="records in the small run (default 10000)")
-    parser.add_argument("--large", type=int, default=100_000, help="records in the large run (default 100000)")
-    parser.add_argument("--timeout", type=float, default=1200, help="seconds to wait for each run before giving up (default 1200)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench worker_memory", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--small",
+        type=int,
+        default=10_000,
+        help="records in the small run (default 10000)",
+    )
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=100_000,
+        help="records in the large run (default 100000)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1200,
+        help="seconds to wait for each run before giving up (default 1200)",
+    )
     args = parser.parse_args(argv)
 
     with harness.Services(NAME) as services:
@@ -91,11 +115,21 @@ def main(argv: list[str] | None = None) -> None:
     }
     figures["targets_met"] = {
         "peak_large_vs_small<=1.2": ratio <= 1.2,
-        "nothing_lost": all(r["events_stored"] == r["records"] == r["run_succeeded"] for r in results.values()),
+        "nothing_lost": all(
+            r["events_stored"] == r["records"] == r["run_succeeded"]
+            for r in results.values()
+        ),
     }
     harness.save_result(NAME, figures)
-    rows = [(f"{label} {name}", value) for label in ("small", "large") for name, value in results[label].items()]
-    rows += [("peak_large_vs_small", figures["peak_large_vs_small"]), ("targets_met", figures["targets_met"])]
+    rows = [
+        (f"{label} {name}", value)
+        for label in ("small", "large")
+        for name, value in results[label].items()
+    ]
+    rows += [
+        ("peak_large_vs_small", figures["peak_large_vs_small"]),
+        ("targets_met", figures["targets_met"]),
+    ]
     harness.print_figures(f"{NAME}: {args.small} vs {args.large} records", rows)
 
 

@@ -61,6 +61,7 @@ class Delivered:
     throttled: int = 0
     auth_error: str = ""
     exchanges: list[tuple[PlannedRequest, PxResponse]] = field(default_factory=list)
+    plan: DeliveryPlan | None = None
 
 
 def claim_size(credential: Any) -> int:
@@ -169,21 +170,10 @@ class RunDelivery:
         )
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="px") as pool:
-                while time.monotonic() < deadline:
-                    if not self._destination_active():
-                        return True
-                    chunk = claim(self.run, self.worker, self.claim_size)
-                    if not chunk:
-                        self._flush(force=True)
-                        finish_run_if_done(self.run.pk)
-                        return True
-                    self._deliver_chunk(pool, client, chunk)
-                    if self._stop.is_set():
-                        return True
+                return self._pump(pool, client, deadline)
         finally:
             self._flush(force=True)
             client.close()
-        return False
 
     def _destination_active(self) -> bool:
         destination = Destination.objects.get(pk=self.destination.pk)
@@ -195,31 +185,45 @@ class RunDelivery:
             return False
         return True
 
-    # One claimed chunk ---------------------------------------------------
+    # Claiming and sending -------------------------------------------------
 
-    def _deliver_chunk(
-        self, pool: ThreadPoolExecutor, client: PxClient, chunk: list[RecordResult]
-    ) -> None:
-        by_record = {result.record_id: result for result in chunk}
-        plan = self._current_plan(chunk)
-        if plan is None:
-            return
-        queue = self._prepare(
-            plan,
-            [(result.record_id, result.record.data) for result in chunk],
-            by_record,
-        )
+    def _pump(
+        self, pool: ThreadPoolExecutor, client: PxClient, deadline: float
+    ) -> bool:
+        """Keep requests in flight until no record is pending or time is up.
+
+        The next chunk is claimed and planned while the last requests of the
+        one before are still in flight, so the threads never wait for the
+        database between chunks. Returns True when this worker is done with
+        the run, False when the deadline stopped it with work left.
+        """
+        if not self._destination_active():
+            return True
+        by_record: dict[int, RecordResult] = {}
+        queue: list[tuple[DeliveryPlan, PlannedRequest]] = []
         pending: set[Future[Delivered]] = set()
+        exhausted = False
         last_check = time.monotonic()
-        while queue or pending:
+        while True:
+            may_claim = (
+                not (exhausted or self._stop.is_set()) and time.monotonic() < deadline
+            )
+            if not queue and may_claim:
+                chunk = claim(self.run, self.worker, self.claim_size)
+                if chunk:
+                    by_record.update((result.record_id, result) for result in chunk)
+                    queue = self._plan_chunk(chunk, by_record)
+                else:
+                    exhausted = True
             while queue and len(pending) < self.concurrency and not self._stop.is_set():
-                request = queue.pop()
+                plan, request = queue.pop()
                 pending.add(pool.submit(self._send, client, plan, request))
             if not pending:
-                break
+                if self._stop.is_set() or not (queue or may_claim):
+                    break
+                continue
             done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._record(future.result(), by_record, plan)
+            self._record([future.result() for future in done], by_record)
             self._flush()
             if (
                 self._stop.is_set()
@@ -244,19 +248,29 @@ class RunDelivery:
             elif updated != self.destination.updated:
                 # The settings were edited: requests not yet sent are built
                 # again with the new ones; those already sent stay as they were.
-                unsent = [by_record[key] for request in queue for key in request.keys]
+                unsent = [
+                    by_record[key] for _, request in queue for key in request.keys
+                ]
                 self.destination.refresh_from_db()
-                plan = self._current_plan(unsent)
-                if plan is None:
-                    queue = []
-                    break
-                queue = self._prepare(
-                    plan,
-                    [(result.record_id, result.record.data) for result in unsent],
-                    by_record,
-                )
-        unsent = [by_record[key] for request in queue for key in request.keys]
-        self._release(unsent)
+                queue = self._plan_chunk(unsent, by_record) if unsent else []
+        self._release([by_record[key] for _, request in queue for key in request.keys])
+        if self._stop.is_set():
+            return True
+        if exhausted:
+            self._flush(force=True)
+            finish_run_if_done(self.run.pk)
+            return True
+        return False
+
+    def _plan_chunk(
+        self, claimed: list[RecordResult], by_record: dict[int, RecordResult]
+    ) -> list[tuple[DeliveryPlan, PlannedRequest]]:
+        """Plan the claimed records; return (plan, request) pairs, last first."""
+        plan = self._current_plan(claimed)
+        if plan is None:
+            return []
+        items = [(result.record_id, result.record.data) for result in claimed]
+        return [(plan, request) for request in self._prepare(plan, items, by_record)]
 
     def _current_plan(self, claimed: list[RecordResult]) -> DeliveryPlan | None:
         """Build the plan from the destination's settings, or pause it if they are invalid."""
@@ -311,7 +325,7 @@ class RunDelivery:
     def _send(
         self, client: PxClient, plan: DeliveryPlan, request: PlannedRequest
     ) -> Delivered:
-        delivered = Delivered()
+        delivered = Delivered(plan=plan)
         self._send_into(client, plan, request, delivered)
         return delivered
 
@@ -439,31 +453,79 @@ class RunDelivery:
     # Writing results (main thread) ------------------------------------------
 
     def _record(
-        self,
-        delivered: Delivered,
-        by_record: dict[Any, RecordResult],
-        plan: DeliveryPlan,
+        self, batch: list[Delivered], by_record: dict[Any, RecordResult]
     ) -> None:
-        self._counts["requests"] += delivered.requests
-        self._counts["retried"] += delivered.retried
-        self._counts["throttled"] += delivered.throttled
-        for keys, status, message, request, response in delivered.outcomes:
-            results = [by_record[key] for key in keys]
-            if status == "auth":
-                self._release(results)
-                pause_destination(self.destination, message)
-                continue
-            self._finish_many(results, status, message, request, response)
-            if status == "succeeded" and plan.skip_unchanged and request.object_key:
-                DeliveredContent.objects.update_or_create(
-                    destination=self.destination,
-                    key=request.object_key,
-                    defaults={"digest": request.digest},
+        """Write the outcomes of finished requests, in as few queries as possible."""
+        rows = []
+        delivered_keys: dict[str, str] = {}
+        exchanges = []
+        for delivered in batch:
+            self._counts["requests"] += delivered.requests
+            self._counts["retried"] += delivered.retried
+            self._counts["throttled"] += delivered.throttled
+            exchanges.extend(delivered.exchanges)
+            for keys, status, message, request, response in delivered.outcomes:
+                results = [by_record[key] for key in keys]
+                if status == "auth":
+                    self._release(results)
+                    pause_destination(self.destination, message)
+                    continue
+                rows.append((results, status, message, request, response))
+                skip_unchanged = (
+                    delivered.plan is not None and delivered.plan.skip_unchanged
                 )
-        if self.destination.config.get("response_webhook") and delivered.exchanges:
+                if status == "succeeded" and skip_unchanged and request.object_key:
+                    delivered_keys[request.object_key] = request.digest
+        self._write_outcomes(rows)
+        if delivered_keys:
+            DeliveredContent.objects.bulk_create(
+                [
+                    DeliveredContent(
+                        destination=self.destination, key=key, digest=digest
+                    )
+                    for key, digest in delivered_keys.items()
+                ],
+                update_conflicts=True,
+                unique_fields=["destination", "key"],
+                update_fields=["digest"],
+            )
+        if self.destination.config.get("response_webhook") and exchanges:
             from destinations.responses import store_responses
 
-            store_responses(self.destination, self.run, delivered.exchanges)
+            store_responses(self.destination, self.run, exchanges)
+
+    def _write_outcomes(
+        self,
+        rows: list[
+            tuple[list[RecordResult], str, str, PlannedRequest, PxResponse | None]
+        ],
+    ) -> None:
+        if not rows:
+            return
+        now = timezone.now()
+        with transaction.atomic():
+            # Only this worker's claims may be finished: a claim released as
+            # stale and taken by another worker belongs to that worker now.
+            mine = set(
+                RecordResult.objects.select_for_update()
+                .filter(
+                    pk__in=[result.pk for results, *_ in rows for result in results],
+                    status=RecordResult.Status.CLAIMED,
+                    claimed_by=self.worker,
+                )
+                .values_list("pk", flat=True)
+            )
+            changed = []
+            for results, status, error, request, response in rows:
+                for result in results:
+                    if result.pk not in mine:
+                        continue
+                    _apply_outcome(result, status, error, request, response, now)
+                    changed.append(result)
+                    self._counts[status] += 1
+                if status == RecordResult.Status.FAILED and error:
+                    self._last_error = error
+            RecordResult.objects.bulk_update(changed, OUTCOME_FIELDS, batch_size=500)
 
     def _finish(self, result: RecordResult, status: str, error: str) -> None:
         self._finish_many([result], status, error, None, None)
@@ -566,6 +628,42 @@ class RunDelivery:
             done["throttled"],
             done["requests"],
         )
+
+
+OUTCOME_FIELDS = [
+    "status",
+    "error",
+    "finished_at",
+    "attempts",
+    "request",
+    "response_status",
+    "response_body",
+]
+
+
+def _apply_outcome(
+    result: RecordResult,
+    status: str,
+    error: str,
+    request: PlannedRequest | None,
+    response: PxResponse | None,
+    now: Any,
+) -> None:
+    result.status = status
+    result.error = error
+    result.finished_at = now
+    result.attempts += 1
+    if request is not None:
+        result.request = {
+            "method": request.method,
+            "url": request.url,
+            "body": request.body.decode("utf-8", errors="replace")[
+                :RESPONSE_BODY_LIMIT
+            ],
+        }
+    if response is not None:
+        result.response_status = response.status
+        result.response_body = response.text[:RESPONSE_BODY_LIMIT]
 
 
 def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:

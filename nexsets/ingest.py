@@ -7,8 +7,10 @@ from itertools import islice
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
+from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from nexsets.models import Nexset, Record
 from nexsets.parsing import iter_records
@@ -83,13 +85,16 @@ def append_records(nexset: Nexset, records: Iterable[dict]) -> int:
         position = last
         count = 0
         stream = observed(records)
-        while chunk := list(islice(stream, INSERT_CHUNK)):
-            rows = []
-            for record in chunk:
-                position += 1
-                rows.append(Record(nexset=locked, position=position, data=record))
-            Record.objects.bulk_create(rows)
-            count += len(rows)
+        if connection.vendor == "postgresql":
+            count = _copy_records(locked, stream, first_position=last + 1)
+        else:
+            while chunk := list(islice(stream, INSERT_CHUNK)):
+                rows = []
+                for record in chunk:
+                    position += 1
+                    rows.append(Record(nexset=locked, position=position, data=record))
+                Record.objects.bulk_create(rows)
+                count += len(rows)
         new_schema = [{"name": a.name, "type": a.type} for a in builder.attributes()]
         locked.schema = merge_schema(locked.schema, new_schema)
         locked.record_count = last + count
@@ -98,6 +103,31 @@ def append_records(nexset: Nexset, records: Iterable[dict]) -> int:
         nexset.record_count = locked.record_count
         if count:
             transaction.on_commit(lambda: _notify_destinations(locked.pk))
+    return count
+
+
+def _copy_records(nexset: Nexset, records: Iterable[dict], first_position: int) -> int:
+    """Stream records into PostgreSQL with COPY; return how many were written.
+
+    COPY writes several times faster than INSERT for large uploads, and runs
+    inside the caller's transaction, so an error still stores nothing.
+    """
+    table = Record._meta.db_table
+    columns = ", ".join(
+        connection.ops.quote_name(Record._meta.get_field(name).column)
+        for name in ("nexset", "position", "data", "created")
+    )
+    created = timezone.now()
+    count = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(
+            f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
+        ) as copy:
+            for count, record in enumerate(records, start=1):
+                copy.write_row(
+                    (nexset.pk, first_position + count - 1, Jsonb(record), created)
+                )
     return count
 
 

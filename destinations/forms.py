@@ -255,7 +255,7 @@ def _parse_manual(
         )
 
     config["url"] = data.get("url", "").strip()
-    https_hosts, http_hosts = allowed_hosts()
+    https_hosts, http_hosts = allowed_hosts(destination.credential.base_url)
     attribute_names = destination.nexset.attribute_names
     try:
         manual.resolve_url(

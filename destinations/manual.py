@@ -383,12 +383,16 @@ def _check_authority(
         return
     if split.scheme == "http" and host in https_hosts:
         raise ManualConfigError(f'URL uses http for "{host}". Use https://{host}.')
-    allowed = ", ".join(https_hosts)
-    if http_hosts:
-        allowed += f" (and {', '.join(http_hosts)}, also over http)"
+    allowed = [f"https://{name}" for name in https_hosts]
+    allowed += [f"http://{name}" for name in http_hosts]
+    if not allowed:
+        raise ManualConfigError(
+            f'URL host "{host}" is not allowed, and this credential allows no host.'
+            " Check the credential's region."
+        )
     raise ManualConfigError(
-        f'URL host "{host}" is not allowed over {split.scheme}. Use one of the'
-        f" allowed hosts: {allowed}."
+        f'URL host "{host}" is not allowed: a credential sends only to its own'
+        f" region. Use {' or '.join(allowed)}, or a path such as /v1/users."
     )
 
 

@@ -57,17 +57,21 @@ class Rejection:
     reason: str
 
 
-def allowed_hosts() -> tuple[list[str], list[str]]:
-    """Return the https hosts manual URLs may target, and http host:ports."""
-    https_hosts = list(manual.PX_API_HOSTS)
-    http_hosts: list[str] = []
-    if settings.PX_SANDBOX_URL:
-        parts = urlsplit(settings.PX_SANDBOX_URL)
-        if parts.scheme == "https":
-            https_hosts.append(parts.netloc)
-        else:
-            http_hosts.append(parts.netloc)
-    return https_hosts, http_hosts
+def allowed_hosts(base_url: str) -> tuple[list[str], list[str]]:
+    """Return the https hosts and http host:ports a manual URL may target.
+
+    Only the credential's own host: a key belongs to one data centre, and a
+    sandbox key must not reach PX (nor a PX key the sandbox).
+    """
+    parts = urlsplit(base_url)
+    sandbox = urlsplit(settings.PX_SANDBOX_URL) if settings.PX_SANDBOX_URL else None
+    is_px_host = parts.scheme == "https" and parts.netloc in manual.PX_API_HOSTS
+    is_sandbox = sandbox is not None and (parts.scheme, parts.netloc) == (sandbox.scheme, sandbox.netloc)
+    if is_px_host or (is_sandbox and parts.scheme == "https"):
+        return [parts.netloc], []
+    if is_sandbox:
+        return [], [parts.netloc]
+    return [], []
 
 
 class DeliveryPlan:
@@ -122,7 +126,7 @@ class DeliveryPlan:
             raise ManualConfigError(
                 f"Content format {self.content_format!r} is unknown: pick one from the list"
             )
-        https_hosts, http_hosts = allowed_hosts()
+        https_hosts, http_hosts = allowed_hosts(self.base_url)
         self.url_template = manual.resolve_url(
             config.get("url", ""),
             self.base_url,

@@ -6,10 +6,12 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
+from django.utils import timezone
 
 from destinations.models import Destination, RecordResult, Run
 from nexsets.models import Record
+from px.templates import TEMPLATES
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def create_run(destination: Destination) -> Run | None:
             total += len(batch)
         run.total = total
         run.save(update_fields=["total"])
+        skip_superseded(run, locked)
         locked.cursor = last
         locked.save(update_fields=["cursor", "updated"])
         _enqueue(run)
@@ -130,11 +133,72 @@ def retry_failed(destination: Destination) -> Run | None:
             [RecordResult(run=run, record_id=record_id) for record_id in failed_ids],
             batch_size=RESULT_CHUNK,
         )
+        skip_superseded(run, destination)
         if destination.status == Destination.Status.ACTIVE:
             _enqueue(run)
         else:
             Run.objects.filter(pk=run.pk).update(status=Run.Status.PAUSED)
     return run
+
+
+def skip_superseded(run: Run, destination: Destination) -> int:
+    """Skip the records of an upsert or update run that a later record replaces.
+
+    Records sharing a key (identifyId or account id) would otherwise be sent
+    concurrently, and PX would keep whichever answer came last rather than
+    the last record. Only the last record per key is sent; the others are
+    marked skipped, naming the record that replaces them. Returns how many.
+    """
+    if (
+        destination.mode != Destination.Mode.TEMPLATE
+        or destination.template not in TEMPLATES
+    ):
+        return 0
+    template = TEMPLATES[destination.template]
+    if template.object_type == "event":
+        return 0
+    source = (destination.config.get("mapping") or {}).get(template.key_field) or {}
+    attribute = source.get("attribute")
+    if attribute is None:
+        return 0
+    last_by_key: dict[str, tuple[int, int]] = {}
+    superseded: list[tuple[int, str]] = []
+    results = (
+        RecordResult.objects.filter(run=run)
+        .order_by("record__position")
+        .values_list("id", "record__position", "record__data")
+    )
+    for result_id, position, data in results.iterator(chunk_size=RESULT_CHUNK):
+        value = data.get(attribute) if isinstance(data, dict) else None
+        if value is None or value == "":
+            continue
+        key = str(value)
+        if key in last_by_key:
+            superseded.append((last_by_key[key][0], key))
+        last_by_key[key] = (result_id, position)
+    if not superseded:
+        return 0
+    now = timezone.now()
+    skipped = [
+        RecordResult(
+            pk=result_id,
+            status=RecordResult.Status.SKIPPED,
+            error=f"superseded by record #{last_by_key[key][1]}, which has the same {template.key_field}",
+            finished_at=now,
+        )
+        for result_id, key in superseded
+    ]
+    RecordResult.objects.bulk_update(
+        skipped, ["status", "error", "finished_at"], batch_size=RESULT_CHUNK
+    )
+    Run.objects.filter(pk=run.pk).update(skipped=F("skipped") + len(superseded))
+    logger.info(
+        "Run %s of destination %s: %s records superseded by later ones with the same key",
+        run.pk,
+        destination.pk,
+        len(superseded),
+    )
+    return len(superseded)
 
 
 def latest_failed_record_ids(destination: Destination) -> list[int]:

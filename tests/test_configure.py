@@ -9,18 +9,23 @@ from __future__ import annotations
 import html
 import json
 import re
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from destinations.forms import initial_config
 from destinations.models import Destination, Exchange
 from teams.models import Membership
 from tests.browser import chromium_context, screenshot
-from tests.conftest import USERS_CSV, make_user, sandbox_requests
+from tests.conftest import (
+    USERS_CSV,
+    make_user,
+    manual_destination,
+    sandbox_requests,
+    template_destination,
+)
+from tests.html_form import submitted_fields
 from tests.services import SANDBOX_KEY
 
 pytestmark = pytest.mark.django_db
@@ -28,85 +33,14 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-class FormReader(HTMLParser):
+def read_form(page: str) -> dict[str, list[str]]:
     """Collect the values a browser submits from the form with id config-form.
 
     Buttons are left out, because a test adds the action it presses, and so is
     the CSRF token, which the test client does not check.
     """
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.fields: list[tuple[str, str]] = []
-        self._in_form = False
-        self._select: str | None = None
-        self._select_options: list[tuple[str, bool]] = []
-        self._option_value: str | None = None
-        self._option_selected = False
-        self._option_text = ""
-        self._textarea: str | None = None
-        self._textarea_text = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "form" and attributes.get("id") == "config-form":
-            self._in_form = True
-        if not self._in_form:
-            return
-        name = attributes.get("name")
-        if tag == "input" and name:
-            kind = attributes.get("type", "text")
-            if kind in ("checkbox", "radio"):
-                if "checked" in attributes:
-                    self.fields.append((name, attributes.get("value") or "on"))
-            else:
-                self.fields.append((name, attributes.get("value", "")))
-        elif tag == "select" and name:
-            self._select = name
-            self._select_options = []
-        elif tag == "option" and self._select is not None:
-            self._option_value = attributes.get("value")
-            self._option_selected = "selected" in attributes
-            self._option_text = ""
-        elif tag == "textarea" and name:
-            self._textarea = name
-            self._textarea_text = ""
-
-    def handle_data(self, data: str) -> None:
-        if self._textarea is not None:
-            self._textarea_text += data
-        elif self._option_value is not None or (
-            self._select is not None and self._option_text is not None
-        ):
-            self._option_text += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form" and self._in_form:
-            self._in_form = False
-        elif tag == "option" and self._select is not None:
-            value = (
-                self._option_value
-                if self._option_value is not None
-                else self._option_text.strip()
-            )
-            self._select_options.append((value, self._option_selected))
-            self._option_value = None
-        elif tag == "select" and self._select is not None:
-            chosen = [value for value, selected in self._select_options if selected]
-            options = chosen or [value for value, _ in self._select_options[:1]]
-            self.fields.extend((self._select, value) for value in options[:1])
-            self._select = None
-        elif tag == "textarea" and self._textarea is not None:
-            # The HTML parser drops one newline right after <textarea>.
-            self.fields.append((self._textarea, self._textarea_text.removeprefix("\n")))
-            self._textarea = None
-
-
-def read_form(page: str) -> dict[str, list[str]]:
-    reader = FormReader()
-    reader.feed(page)
     fields: dict[str, list[str]] = {}
-    for name, value in reader.fields:
+    for name, value in submitted_fields(page, "config-form"):
         if name == "csrfmiddlewaretoken":
             continue
         fields.setdefault(name, []).append(value)
@@ -136,6 +70,20 @@ def post_form(
         else:
             data[name] = value if isinstance(value, list) else [value]
     return client.post(url, data, **(headers or {}))
+
+
+def submit_form(
+    client: Any,
+    destination: Destination,
+    changes: dict[str, Any] | None = None,
+    *,
+    view: str = "destinations:configure",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """Post the form the configure page shows, with `changes`, to `view`."""
+    fields = shown_form(client, destination)
+    url = reverse(view, args=[destination.pk])
+    return post_form(client, url, fields, changes, headers)
 
 
 def text_of(response: Any) -> str:
@@ -178,39 +126,6 @@ def first_sample_body(page: str) -> str:
     return html.unescape(match.group(1))
 
 
-def template_destination(
-    nexset: Any, credential: Any, template: str = "upsert_user", **config: Any
-) -> Destination:
-    base = initial_config(
-        "template", template, nexset.attribute_names, config.pop("custom_types", {})
-    )
-    base["product_key"] = "AP-TEST-2"
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="PX users",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template=template,
-        config=base,
-    )
-
-
-def manual_destination(nexset: Any, credential: Any, **config: Any) -> Destination:
-    base = initial_config("manual", "", nexset.attribute_names, {})
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="PX manual",
-        nexset=nexset,
-        credential=credential,
-        mode="manual",
-        template="",
-        config=base,
-    )
-
-
 @pytest.fixture
 def users(make_nexset: Any) -> Any:
     return make_nexset(USERS_CSV, name="Users")
@@ -241,11 +156,11 @@ def manual_setup(users: Any, credential: Any) -> Destination:
 MANUAL_CASES = {
     "url_other_host": (
         {"url": "https://example.com/v1/users"},
-        'URL host "example.com" is not allowed over https. Use one of the allowed hosts',
+        'URL host "example.com" is not allowed: a credential sends only to its own region.',
     ),
     "url_http": (
         {"url": "http://api.aptrinsic.com/v1/users"},
-        'URL uses http for "api.aptrinsic.com". Use https://api.aptrinsic.com.',
+        'URL host "api.aptrinsic.com" is not allowed: a credential sends only to its own region.',
     ),
     "url_userinfo": (
         {"url": "https://user:pw@api.aptrinsic.com/v1/users"},
@@ -293,10 +208,7 @@ MANUAL_CASES = {
 @pytest.mark.parametrize("case", MANUAL_CASES)
 def test_manual_field_bad_value_message(case, owner_client, manual_setup):
     changes, message = MANUAL_CASES[case]
-    fields = shown_form(owner_client, manual_setup)
-    response = post_form(
-        owner_client, configure_url(manual_setup), fields, {**changes, "action": "save"}
-    )
+    response = submit_form(owner_client, manual_setup, {**changes, "action": "save"})
     assert response.status_code == 200
     assert message in text_of(response)
 
@@ -324,11 +236,8 @@ def test_manual_field_bad_value_keeps_others(case, owner_client, manual_setup):
 @pytest.mark.parametrize("case", MANUAL_CASES)
 def test_manual_field_bad_value_not_saved(case, owner_client, manual_setup):
     changes, _ = MANUAL_CASES[case]
-    fields = shown_form(owner_client, manual_setup)
     saved = dict(manual_setup.config)
-    post_form(
-        owner_client, configure_url(manual_setup), fields, {**changes, "action": "save"}
-    )
+    submit_form(owner_client, manual_setup, {**changes, "action": "save"})
     manual_setup.refresh_from_db()
     assert manual_setup.config == saved
 
@@ -336,12 +245,8 @@ def test_manual_field_bad_value_not_saved(case, owner_client, manual_setup):
 def test_manual_form_bad_url_keeps_headers_exclusions_batching(
     owner_client, manual_setup
 ):
-    fields = shown_form(owner_client, manual_setup)
-    response = post_form(
-        owner_client,
-        configure_url(manual_setup),
-        fields,
-        {"url": "https://evil.example/x", "action": "save"},
+    response = submit_form(
+        owner_client, manual_setup, {"url": "https://evil.example/x", "action": "save"}
     )
     rendered = read_form(response.content.decode())
     assert rendered["url"] == ["https://evil.example/x"]
@@ -377,10 +282,7 @@ TEMPLATE_CASES = {
 def test_template_field_bad_value_message(case, owner_client, users, credential):
     destination = template_destination(users, credential)
     changes, message = TEMPLATE_CASES[case]
-    fields = shown_form(owner_client, destination)
-    response = post_form(
-        owner_client, configure_url(destination), fields, {**changes, "action": "save"}
-    )
+    response = submit_form(owner_client, destination, {**changes, "action": "save"})
     assert response.status_code == 200
     assert message in text_of(response)
 
@@ -420,11 +322,9 @@ def test_template_field_bad_value_keeps_others(case, owner_client, users, creden
 
 def test_template_unknown_target_row_kept(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
+    response = submit_form(
         owner_client,
-        configure_url(destination),
-        fields,
+        destination,
         {"new_target": "nickname", "new_source": "First Name", "action": "save"},
     )
     assert mapping_of(read_form(response.content.decode()))["nickname"] == "First Name"
@@ -448,12 +348,8 @@ def test_template_source_not_in_nexset_rejected(owner_client, users, credential)
 
 def test_template_valid_form_saves(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
-        owner_client,
-        configure_url(destination),
-        fields,
-        {"product_key": "AP-NEW-2", "action": "save"},
+    response = submit_form(
+        owner_client, destination, {"product_key": "AP-NEW-2", "action": "save"}
     )
     destination.refresh_from_db()
     assert response.status_code == 302
@@ -463,12 +359,7 @@ def test_template_valid_form_saves(owner_client, users, credential):
 def test_template_save_keeps_mapping(owner_client, users, credential):
     destination = template_destination(users, credential)
     mapping = dict(destination.config["mapping"])
-    post_form(
-        owner_client,
-        configure_url(destination),
-        shown_form(owner_client, destination),
-        {"action": "save"},
-    )
+    submit_form(owner_client, destination, {"action": "save"})
     destination.refresh_from_db()
     assert destination.config["mapping"] == mapping
 
@@ -497,13 +388,11 @@ def test_template_pulldown_lists_five(owner_client, users, credential):
 
 def test_switch_template_changes_mapping_defaults(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
+    response = submit_form(
         owner_client,
-        configure_url(destination),
-        fields,
+        destination,
         {"template": "track_event", "action": "change_template"},
-        HTMX,
+        headers=HTMX,
     )
     mapping = mapping_of(read_form(response.content.decode()))
     assert mapping["attributes.Job Title"] == "Job Title"
@@ -517,13 +406,11 @@ def test_switch_template_before_switch_maps_title(owner_client, users, credentia
 
 def test_switch_template_htmx_returns_fragment(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
+    response = submit_form(
         owner_client,
-        configure_url(destination),
-        fields,
+        destination,
         {"template": "track_event", "action": "change_template"},
-        HTMX,
+        headers=HTMX,
     )
     page = response.content.decode()
     assert page.lstrip().startswith('<div id="config-page">')
@@ -532,13 +419,11 @@ def test_switch_template_htmx_returns_fragment(owner_client, users, credential):
 
 def test_switch_template_saves_nothing(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    post_form(
+    submit_form(
         owner_client,
-        configure_url(destination),
-        fields,
+        destination,
         {"template": "track_event", "action": "change_template"},
-        HTMX,
+        headers=HTMX,
     )
     destination.refresh_from_db()
     assert destination.template == "upsert_user"
@@ -586,13 +471,12 @@ def test_custom_attributes_default_mapping(owner_client, make_nexset, credential
 
 def test_custom_attribute_type_converts_date(owner_client, make_nexset, credential):
     destination = create_through_form(owner_client, make_nexset(CUSTOM_CSV), credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
+    response = submit_form(
         owner_client,
-        reverse("destinations:preview", args=[destination.pk]),
-        fields,
+        destination,
         {"product_key": "AP-TEST-2"},
-        HTMX,
+        view="destinations:preview",
+        headers=HTMX,
     )
     body = json.loads(first_sample_body(response.content.decode()))
     assert body["customAttributes"] == {"plan": "gold", "trialEnds": 1714521600000}
@@ -636,13 +520,8 @@ def test_custom_attributes_unreadable_key_reported(
     nexset = make_nexset(CUSTOM_CSV)
     destination = template_destination(nexset, credential)
     sandbox.state.configure({"fail_next": [403]})
-    fields = shown_form(owner_client, destination)
-    response = post_form(
-        owner_client,
-        configure_url(destination),
-        fields,
-        {"action": "refresh_custom_types"},
-        HTMX,
+    response = submit_form(
+        owner_client, destination, {"action": "refresh_custom_types"}, headers=HTMX
     )
     assert "Custom user attributes could not be read: HTTP 403" in text_of(response)
 
@@ -659,13 +538,8 @@ BAD_DATE_CSV = (
 def preview(
     client: Any, destination: Destination, changes: dict[str, Any] | None = None
 ) -> Any:
-    fields = shown_form(client, destination)
-    return post_form(
-        client,
-        reverse("destinations:preview", args=[destination.pk]),
-        fields,
-        changes,
-        HTMX,
+    return submit_form(
+        client, destination, changes, view="destinations:preview", headers=HTMX
     )
 
 
@@ -736,14 +610,9 @@ def test_panel_shows_form_error(owner_client, manual_setup):
 
 def test_dry_run_counts_failures_by_reason(owner_client, make_nexset, credential):
     destination = template_destination(make_nexset(BAD_DATE_CSV), credential)
-    fields = shown_form(owner_client, destination)
     page = text_of(
-        post_form(
-            owner_client,
-            reverse("destinations:dry_run", args=[destination.pk]),
-            fields,
-            {},
-            HTMX,
+        submit_form(
+            owner_client, destination, view="destinations:dry_run", headers=HTMX
         )
     )
     assert (
@@ -759,26 +628,14 @@ def test_dry_run_counts_failures_by_reason(owner_client, make_nexset, credential
 
 def test_dry_run_sends_nothing(owner_client, make_nexset, credential):
     destination = template_destination(make_nexset(BAD_DATE_CSV), credential)
-    fields = shown_form(owner_client, destination)
-    post_form(
-        owner_client,
-        reverse("destinations:dry_run", args=[destination.pk]),
-        fields,
-        {},
-        HTMX,
-    )
+    submit_form(owner_client, destination, view="destinations:dry_run", headers=HTMX)
     assert sandbox_requests() == []
 
 
 def test_dry_run_counts_batch_requests(owner_client, manual_setup):
-    fields = shown_form(owner_client, manual_setup)
     page = text_of(
-        post_form(
-            owner_client,
-            reverse("destinations:dry_run", args=[manual_setup.pk]),
-            fields,
-            {},
-            HTMX,
+        submit_form(
+            owner_client, manual_setup, view="destinations:dry_run", headers=HTMX
         )
     )
     assert '<strong id="dry-run-send">2</strong> would be sent in 1 request,' in page
@@ -790,14 +647,13 @@ def send_test_data(
     sample: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Any:
-    fields = shown_form(client, destination)
     changes = {} if sample is None else {"sample": sample}
-    return post_form(
+    return submit_form(
         client,
-        reverse("destinations:test", args=[destination.pk]),
-        fields,
+        destination,
         changes,
-        HTMX if headers is None else headers,
+        view="destinations:test",
+        headers=HTMX if headers is None else headers,
     )
 
 
@@ -911,13 +767,12 @@ def test_send_test_manual_url_uses_excluded_macro(
 
 def test_send_test_manual_batch_sends_array(owner_client, manual_setup, sandbox):
     sandbox.state.configure({"batch_events": True})
-    fields = shown_form(owner_client, manual_setup)
-    post_form(
+    submit_form(
         owner_client,
-        reverse("destinations:test", args=[manual_setup.pk]),
-        fields,
+        manual_setup,
         {"url": "/v1/events/custom", "method": "POST"},
-        HTMX,
+        view="destinations:test",
+        headers=HTMX,
     )
     assert [entry["User ID"] for entry in sandbox_requests()[0]["body"]] == [
         "tinylion155",
@@ -926,13 +781,12 @@ def test_send_test_manual_batch_sends_array(owner_client, manual_setup, sandbox)
 
 
 def test_send_test_bad_settings_send_nothing(owner_client, manual_setup):
-    fields = shown_form(owner_client, manual_setup)
-    response = post_form(
+    response = submit_form(
         owner_client,
-        reverse("destinations:test", args=[manual_setup.pk]),
-        fields,
+        manual_setup,
         {"headers": "Broken"},
-        HTMX,
+        view="destinations:test",
+        headers=HTMX,
     )
     assert "Nothing was sent: correct the settings first." in text_of(response)
     assert sandbox_requests() == []
@@ -940,21 +794,15 @@ def test_send_test_bad_settings_send_nothing(owner_client, manual_setup):
 
 def test_exclusion_chip_add(owner_client, users, credential):
     destination = manual_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
-        owner_client, configure_url(destination), fields, {"exclude_add": "Phone"}, HTMX
+    response = submit_form(
+        owner_client, destination, {"exclude_add": "Phone"}, headers=HTMX
     )
     assert read_form(response.content.decode())["excluded"] == ["Phone"]
 
 
 def test_exclusion_chip_add_second(owner_client, manual_setup):
-    fields = shown_form(owner_client, manual_setup)
-    response = post_form(
-        owner_client,
-        configure_url(manual_setup),
-        fields,
-        {"exclude_add": "Email"},
-        HTMX,
+    response = submit_form(
+        owner_client, manual_setup, {"exclude_add": "Email"}, headers=HTMX
     )
     assert read_form(response.content.decode())["excluded"] == [
         "Phone",
@@ -964,13 +812,8 @@ def test_exclusion_chip_add_second(owner_client, manual_setup):
 
 
 def test_exclusion_chip_remove(owner_client, manual_setup):
-    fields = shown_form(owner_client, manual_setup)
-    response = post_form(
-        owner_client,
-        configure_url(manual_setup),
-        fields,
-        {"exclude_remove": "Phone"},
-        HTMX,
+    response = submit_form(
+        owner_client, manual_setup, {"exclude_remove": "Phone"}, headers=HTMX
     )
     assert read_form(response.content.decode())["excluded"] == ["Time Zone"]
 
@@ -988,13 +831,8 @@ def test_exclusion_chip_removed_from_body(owner_client, manual_setup):
 
 
 def test_batching_settings_follow_algorithm(owner_client, manual_setup):
-    fields = shown_form(owner_client, manual_setup)
-    page = post_form(
-        owner_client,
-        configure_url(manual_setup),
-        fields,
-        {"algorithm": "attribute"},
-        HTMX,
+    page = submit_form(
+        owner_client, manual_setup, {"algorithm": "attribute"}, headers=HTMX
     ).content.decode()
     assert 'id="id_group_attribute"' in page
     assert 'id="id_max_bytes"' not in page
@@ -1002,12 +840,8 @@ def test_batching_settings_follow_algorithm(owner_client, manual_setup):
 
 def test_plain_post_saves(client, owner, manual_setup):
     client.force_login(owner)
-    fields = shown_form(client, manual_setup)
-    response = post_form(
-        client,
-        configure_url(manual_setup),
-        fields,
-        {"url": "/v1/users/{Email}", "action": "save"},
+    response = submit_form(
+        client, manual_setup, {"url": "/v1/users/{Email}", "action": "save"}
     )
     manual_setup.refresh_from_db()
     assert response.status_code == 302
@@ -1016,11 +850,9 @@ def test_plain_post_saves(client, owner, manual_setup):
 
 def test_plain_post_change_template_full_page(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    page = post_form(
+    page = submit_form(
         owner_client,
-        configure_url(destination),
-        fields,
+        destination,
         {"template": "track_event", "action": "change_template"},
     ).content.decode()
     assert "<html" in page
@@ -1029,45 +861,29 @@ def test_plain_post_change_template_full_page(owner_client, users, credential):
 
 def test_plain_post_add_exclusion(owner_client, users, credential):
     destination = manual_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    response = post_form(
-        owner_client,
-        configure_url(destination),
-        fields,
-        {"exclude_add": "Phone", "action": "exclude"},
+    response = submit_form(
+        owner_client, destination, {"exclude_add": "Phone", "action": "exclude"}
     )
     assert read_form(response.content.decode())["excluded"] == ["Phone"]
 
 
 def test_plain_post_send_test_full_page(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    page = text_of(
-        post_form(owner_client, configure_url(destination), fields, {"action": "test"})
-    )
+    page = text_of(submit_form(owner_client, destination, {"action": "test"}))
     assert "<html" in page
     assert "HTTP 201</span>" in page
 
 
 def test_plain_post_dry_run_full_page(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    page = text_of(
-        post_form(
-            owner_client, configure_url(destination), fields, {"action": "dry_run"}
-        )
-    )
+    page = text_of(submit_form(owner_client, destination, {"action": "dry_run"}))
     assert '<strong id="dry-run-send">2</strong>' in page
 
 
 def test_plain_post_sample_panel_updates(owner_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(owner_client, destination)
-    page = post_form(
-        owner_client,
-        configure_url(destination),
-        fields,
-        {"product_key": "AP-OTHER-2", "action": "refresh"},
+    page = submit_form(
+        owner_client, destination, {"product_key": "AP-OTHER-2", "action": "refresh"}
     ).content.decode()
     assert json.loads(first_sample_body(page))["propertyKeys"] == ["AP-OTHER-2"]
 
@@ -1083,36 +899,23 @@ def test_viewer_can_view(viewer_client, manual_setup):
 
 
 def test_viewer_cannot_save(viewer_client, manual_setup):
-    fields = shown_form(viewer_client, manual_setup)
-    response = post_form(
-        viewer_client,
-        configure_url(manual_setup),
-        fields,
-        {"url": "/v1/users/{Email}", "action": "save"},
+    response = submit_form(
+        viewer_client, manual_setup, {"url": "/v1/users/{Email}", "action": "save"}
     )
     assert response.status_code == 403
 
 
 def test_viewer_save_changes_nothing(viewer_client, manual_setup):
-    fields = shown_form(viewer_client, manual_setup)
-    post_form(
-        viewer_client,
-        configure_url(manual_setup),
-        fields,
-        {"url": "/v1/users/{Email}", "action": "save"},
+    submit_form(
+        viewer_client, manual_setup, {"url": "/v1/users/{Email}", "action": "save"}
     )
     manual_setup.refresh_from_db()
     assert manual_setup.config["url"] == "/v1/users/{User ID}"
 
 
 def test_viewer_cannot_send_test(viewer_client, manual_setup):
-    fields = shown_form(viewer_client, manual_setup)
-    response = post_form(
-        viewer_client,
-        reverse("destinations:test", args=[manual_setup.pk]),
-        fields,
-        {},
-        HTMX,
+    response = submit_form(
+        viewer_client, manual_setup, view="destinations:test", headers=HTMX
     )
     assert response.status_code == 403
 
@@ -1208,18 +1011,16 @@ def test_browser_configure_walk(live_server, team, make_nexset, credential, tmp_
 
 
 def test_viewer_cannot_dry_run(viewer_client, manual_setup):
-    fields = shown_form(viewer_client, manual_setup)
-    url = reverse("destinations:dry_run", args=[manual_setup.pk])
-    assert post_form(viewer_client, url, fields, {}, HTMX).status_code == 403
+    response = submit_form(
+        viewer_client, manual_setup, view="destinations:dry_run", headers=HTMX
+    )
+    assert response.status_code == 403
 
 
 def test_viewer_can_switch_template(viewer_client, users, credential):
     destination = template_destination(users, credential)
-    fields = shown_form(viewer_client, destination)
     changes = {"template": "track_event", "action": "change_template"}
-    response = post_form(
-        viewer_client, configure_url(destination), fields, changes, HTMX
-    )
+    response = submit_form(viewer_client, destination, changes, headers=HTMX)
     assert response.status_code == 200
 
 

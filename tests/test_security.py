@@ -25,16 +25,19 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from credentials.models import Credential
-from destinations import runs
-from destinations.engine import RunDelivery
-from destinations.forms import initial_config
+from destinations.manual import PX_API_HOSTS
 from destinations.models import AuditEntry, Destination
 from destinations.plan import allowed_hosts
-from destinations.manual import PX_API_HOSTS
 from px.client import MAX_RESPONSE_BYTES, PxClient
 from teams.models import Membership
 from teams.throttle import client_address
-from tests.conftest import USERS_CSV, make_user
+from tests.conftest import (
+    USERS_CSV,
+    deliver_in_process,
+    make_user,
+    manual_destination,
+    template_destination,
+)
 from tests.test_isolation import all_patterns
 
 pytestmark = pytest.mark.django_db
@@ -48,26 +51,6 @@ def _fast_password_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def make_destination(nexset: Any, credential: Credential, **fields: Any) -> Destination:
-    config = initial_config("template", "upsert_user", nexset.attribute_names, {})
-    config["product_key"] = "AP-TEST-2"
-    values: dict[str, Any] = {
-        "team": nexset.team, "name": "PX", "nexset": nexset, "credential": credential,
-        "mode": "template", "template": "upsert_user", "config": config,
-    }
-    values.update(fields)
-    return Destination.objects.create(**values)
-
-
-def make_manual_destination(nexset: Any, credential: Credential, **config: Any) -> Destination:
-    base = initial_config("manual", "", nexset.attribute_names, {})
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team, name="Manual", nexset=nexset, credential=credential,
-        mode="manual", template="", config=base,
-    )
-
-
 # --- CSRF -----------------------------------------------------------------------------------
 
 
@@ -78,7 +61,9 @@ def csrf_token_of(page: str) -> str:
 
 
 def test_post_without_csrf_token_is_rejected(owner, credential, make_nexset):
-    destination = make_destination(make_nexset(USERS_CSV), credential, status=Destination.Status.ACTIVE)
+    destination = template_destination(
+        make_nexset(USERS_CSV), credential, name="PX", status=Destination.Status.ACTIVE
+    )
     client = Client(enforce_csrf_checks=True)
     client.force_login(owner)
     response = client.post(reverse("destinations:pause", args=[destination.pk]))
@@ -88,7 +73,9 @@ def test_post_without_csrf_token_is_rejected(owner, credential, make_nexset):
 
 
 def test_htmx_post_with_header_token_is_accepted(owner, credential, make_nexset):
-    destination = make_destination(make_nexset(USERS_CSV), credential, status=Destination.Status.ACTIVE)
+    destination = template_destination(
+        make_nexset(USERS_CSV), credential, name="PX", status=Destination.Status.ACTIVE
+    )
     client = Client(enforce_csrf_checks=True)
     client.force_login(owner)
     page = client.get(reverse("destinations:detail", args=[destination.pk])).content.decode()
@@ -401,7 +388,7 @@ def manual_form(destination: Destination, **fields: str) -> dict[str, str]:
 
 
 def test_configure_save_is_audited_with_masked_headers(owner_client, credential, make_nexset):
-    destination = make_manual_destination(make_nexset(USERS_CSV), credential)
+    destination = manual_destination(make_nexset(USERS_CSV), credential, name="Manual")
     headers = "X-Api-Token:tok-AUDITSECRET-9876,X-Source:warehouse"
     response = owner_client.post(
         reverse("destinations:configure", args=[destination.pk]), manual_form(destination, headers=headers)
@@ -425,7 +412,7 @@ def test_configure_save_is_audited_with_masked_headers(owner_client, credential,
 
 
 def test_activate_and_pause_are_audited(team, owner_client, credential, make_nexset, django_capture_on_commit_callbacks):
-    destination = make_destination(make_nexset(USERS_CSV), credential)
+    destination = template_destination(make_nexset(USERS_CSV), credential, name="PX")
     with django_capture_on_commit_callbacks(execute=False):
         owner_client.post(reverse("destinations:activate", args=[destination.pk]))
     activated = AuditEntry.objects.get(destination=destination, action="activated")
@@ -445,7 +432,7 @@ def test_activate_and_pause_are_audited(team, owner_client, credential, make_nex
 
 
 def test_destination_page_lists_audit_entries(owner_client, credential, make_nexset, django_capture_on_commit_callbacks):
-    destination = make_manual_destination(make_nexset(USERS_CSV), credential)
+    destination = manual_destination(make_nexset(USERS_CSV), credential, name="Manual")
     owner_client.post(
         reverse("destinations:configure", args=[destination.pk]),
         manual_form(destination, headers="X-Api-Token:tok-AUDITSECRET-9876"),
@@ -527,14 +514,19 @@ def redirect_to(location: str) -> Callable[[BaseHTTPRequestHandler], None]:
     return respond
 
 
-def test_allowed_hosts_without_sandbox(settings):
-    settings.PX_SANDBOX_URL = ""
-    assert allowed_hosts() == (list(PX_API_HOSTS), [])
+@pytest.mark.parametrize("host", PX_API_HOSTS)
+def test_allowed_hosts_only_credential_region(host):
+    assert allowed_hosts(f"https://{host}") == ([host], [])
 
 
-def test_allowed_hosts_with_sandbox(settings):
+def test_allowed_hosts_sandbox_credential(settings):
     settings.PX_SANDBOX_URL = "http://127.0.0.1:8765"
-    assert allowed_hosts() == (list(PX_API_HOSTS), ["127.0.0.1:8765"])
+    assert allowed_hosts("http://127.0.0.1:8765") == ([], ["127.0.0.1:8765"])
+
+
+def test_allowed_hosts_sandbox_disabled(settings):
+    settings.PX_SANDBOX_URL = ""
+    assert allowed_hosts("http://127.0.0.1:8765") == ([], [])
 
 
 @pytest.mark.parametrize(
@@ -552,7 +544,7 @@ def test_allowed_hosts_with_sandbox(settings):
     ],
 )
 def test_configure_rejects_url_outside_px_hosts(url, owner_client, credential, make_nexset):
-    destination = make_manual_destination(make_nexset(USERS_CSV), credential)
+    destination = manual_destination(make_nexset(USERS_CSV), credential, name="Manual")
     response = owner_client.post(
         reverse("destinations:configure", args=[destination.pk]), manual_form(destination, url=url)
     )
@@ -563,8 +555,11 @@ def test_configure_rejects_url_outside_px_hosts(url, owner_client, credential, m
     assert not AuditEntry.objects.filter(destination=destination).exists()
 
 
-def test_configure_accepts_px_host(owner_client, credential, make_nexset):
-    destination = make_manual_destination(make_nexset(USERS_CSV), credential)
+def test_configure_accepts_px_host(owner_client, team, make_nexset):
+    credential = Credential(team=team, name="EU", region=Credential.Region.EU)
+    credential.set_api_key("eu-key-for-tests")
+    credential.save()
+    destination = manual_destination(make_nexset(USERS_CSV), credential, name="Manual")
     response = owner_client.post(
         reverse("destinations:configure", args=[destination.pk]),
         manual_form(destination, url="https://api-eu.aptrinsic.com/v1/events/custom"),
@@ -574,16 +569,24 @@ def test_configure_accepts_px_host(owner_client, credential, make_nexset):
     assert destination.config["url"] == "https://api-eu.aptrinsic.com/v1/events/custom"
 
 
+def test_sandbox_credential_cannot_target_px(owner_client, credential, make_nexset):
+    destination = manual_destination(make_nexset(USERS_CSV), credential, name="Manual")
+    response = owner_client.post(
+        reverse("destinations:configure", args=[destination.pk]),
+        manual_form(destination, url="https://api.aptrinsic.com/v1/events/custom"),
+    )
+    assert response.status_code == 200
+    assert "a credential sends only to its own region" in response.content.decode()
+
+
 def test_worker_rejects_stored_url_outside_px_hosts(credential, make_nexset, local_servers, django_capture_on_commit_callbacks):
     sink = local_servers(answer_ok)
-    destination = make_manual_destination(make_nexset(USERS_CSV), credential)
+    destination = manual_destination(make_nexset(USERS_CSV), credential, name="Manual")
     # Written past the form, as an older version or a direct database edit might.
     destination.config["url"] = sink.url + "/collect"
     destination.status = Destination.Status.ACTIVE
     destination.save()
-    with django_capture_on_commit_callbacks(execute=False):
-        run = runs.create_run(destination)
-    RunDelivery(run).execute(time.monotonic() + 30)
+    deliver_in_process(destination, django_capture_on_commit_callbacks, timeout=30)
     destination.refresh_from_db()
     assert destination.status == Destination.Status.PAUSED
     assert "invalid configuration" in destination.status_reason
@@ -607,7 +610,7 @@ def test_send_test_does_not_follow_redirect(settings, owner_client, credential, 
     sink = local_servers(answer_ok)
     redirector = local_servers(redirect_to(sink.url))
     settings.PX_SANDBOX_URL = redirector.url
-    destination = make_destination(make_nexset(USERS_CSV), credential)
+    destination = template_destination(make_nexset(USERS_CSV), credential, name="PX")
     sample = json.dumps({"identifyId": "tinylion155", "propertyKeys": ["AP-TEST-2"]})
     response = owner_client.post(
         reverse("destinations:test", args=[destination.pk]),

@@ -11,6 +11,14 @@ from credentials.testing import test_credential
 from teams.access import get_for_team, membership_for, require_editor, team_for
 
 
+def _report_saved(request: HttpRequest, credential: Credential) -> None:
+    text = f"Saved credential {credential.name}. {credential.status_message}"
+    if credential.status == Credential.Status.VALID:
+        messages.success(request, text)
+    else:
+        messages.warning(request, text)
+
+
 @require_GET
 def credential_list(request: HttpRequest) -> HttpResponse:
     return render(
@@ -36,10 +44,7 @@ def credential_create(request: HttpRequest) -> HttpResponse:
             credential.set_api_key(form.cleaned_data["api_key"])
             credential.save()
             test_credential(credential)
-            messages.success(
-                request,
-                f"Saved credential {credential.name}. {credential.status_message}",
-            )
+            _report_saved(request, credential)
             return redirect("credentials:detail", pk=credential.pk)
     return render(request, "credentials/create.html", {"form": form})
 
@@ -71,10 +76,7 @@ def credential_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 credential.set_api_key(form.cleaned_data["api_key"])
             credential.save()
             test_credential(credential)
-            messages.success(
-                request,
-                f"Saved credential {credential.name}. {credential.status_message}",
-            )
+            _report_saved(request, credential)
             return redirect("credentials:detail", pk=credential.pk)
     return render(
         request, "credentials/edit.html", {"form": form, "credential": credential}

@@ -24,7 +24,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from credentials.crypto import DecryptionError
@@ -151,9 +152,10 @@ class RunDelivery:
         Returns True when this worker has nothing more to do for the run,
         False when it stopped at the deadline with work left.
         """
+        # A resumed run keeps the time it first started.
         Run.objects.filter(pk=self.run.pk, status=Run.Status.QUEUED).update(
             status=Run.Status.RUNNING,
-            started_at=timezone.now(),
+            started_at=Coalesce(F("started_at"), Value(timezone.now())),
             heartbeat_at=timezone.now(),
         )
         release_stale_claims(self.run)
@@ -563,6 +565,9 @@ class RunDelivery:
             claimed_by=self.worker,
         ).update(**values)
         self._counts[status] += len(results)
+        if request is None and status == RecordResult.Status.FAILED:
+            # Failed before any request: counted as failed, not as sent.
+            self._counts["unsent"] += len(results)
         if status == RecordResult.Status.FAILED and error:
             self._last_error = error
 
@@ -593,7 +598,7 @@ class RunDelivery:
         ):
             if counts[name]:
                 values[name] = F(name) + counts[name]
-        sent = counts["succeeded"] + counts["failed"]
+        sent = counts["succeeded"] + counts["failed"] - counts["unsent"]
         if sent:
             values["sent"] = F("sent") + sent
         if self._last_error:
@@ -730,7 +735,7 @@ def finish_run_if_done(run_id: int) -> bool:
         succeeded=succeeded,
         failed=failed,
         skipped=skipped,
-        sent=succeeded + failed,
+        sent=RecordResult.objects.filter(run_id=run_id, request__isnull=False).count(),
     )
     if closed:
         run = Run.objects.select_related("destination").get(pk=run_id)

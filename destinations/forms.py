@@ -180,11 +180,14 @@ def _parse_template(
     for index in _row_indexes(data):
         target = data.get(f"target_{index}", "").strip()
         source = data.get(f"source_{index}", "")
-        if not target or not source:
+        constant = data.get(f"constant_{index}", "")
+        if not target:
             continue
-        if source == CONSTANT_SOURCE:
-            mapping[target] = {"constant": data.get(f"constant_{index}", "")}
-        else:
+        # A value typed in the constant box counts as choosing "Constant
+        # value…", rather than being dropped without a word.
+        if source == CONSTANT_SOURCE or (not source and constant.strip()):
+            mapping[target] = {"constant": constant}
+        elif source:
             mapping[target] = {"attribute": source}
     new_target = data.get("new_target", "").strip()
     new_source = data.get("new_source", "")

@@ -12,8 +12,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from destinations import manual
 from destinations.engine import claim_size
 from destinations.manual import API_KEY_HEADER, ManualConfigError, batching_warning

@@ -88,7 +88,7 @@ def activate(destination: Destination) -> Run | None:
     """Start delivery: resume paused runs, then send records not yet sent."""
     with transaction.atomic():
         Destination.objects.filter(pk=destination.pk).update(
-            status=Destination.Status.ACTIVE, status_reason=""
+            status=Destination.Status.ACTIVE, status_reason="", last_error=""
         )
         destination.status = Destination.Status.ACTIVE
         destination.status_reason = ""

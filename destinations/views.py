@@ -11,6 +11,7 @@ from django.db.models.functions import TruncSecond
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import Template
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from credentials.models import Credential
@@ -458,10 +459,18 @@ def destination_activate(request: HttpRequest, pk: int) -> HttpResponse:
     require_editor(request)
     destination = get_for_team(request, Destination, pk=pk)
     before = snapshot(destination)
+    resumed = list(
+        destination.runs.filter(status=Run.Status.PAUSED).values_list("pk", flat=True)
+    )
     run = runs.activate(destination)
     record_change(request, destination, "activated", before, destination)
+    parts = []
+    if resumed:
+        parts.append(f"resumed run{pluralize(resumed)} {', '.join(map(str, resumed))}")
     if run:
-        messages.success(request, f"Activated: run {run.pk} sends {run.total} records.")
+        parts.append(f"run {run.pk} sends {run.total} new record{pluralize(run.total)}")
+    if parts:
+        messages.success(request, "Activated: " + "; ".join(parts) + ".")
     else:
         messages.success(
             request,

@@ -31,6 +31,7 @@ from px.convert import (
 from px.fields import (
     CUSTOM_PREFIXES,
     DEFAULT_VALUES,
+    FIELDS,
     INTEGER_RANGES,
     PRODUCT_KEY_FIELDS,
     Field,
@@ -120,6 +121,7 @@ def validate_mapping(template_key: str, mapping: Any) -> list[str]:
     """
     template = get_template(template_key)
     object_type = template.object_type
+    required = required_paths(template_key)
     if not isinstance(mapping, dict):
         return [
             f"The mapping must be an object from target field to source, not"
@@ -136,12 +138,12 @@ def validate_mapping(template_key: str, mapping: Any) -> list[str]:
         if source_error:
             errors.append(source_error)
             continue
-        constant_error = _check_constant(target_or_error, source)
+        constant_error = _check_constant(target_or_error, source, required)
         if constant_error:
             errors.append(constant_error)
 
     for field in fields_needing_mapping(object_type):
-        if field.path not in mapping:
+        if field.path in required and field.path not in mapping:
             errors.append(
                 f"{field.path} ({field.label}) is required: map it to a Nexset"
                 " attribute or a constant"
@@ -171,6 +173,7 @@ def build_payload(
     """
     template = get_template(template_key)
     object_type = template.object_type
+    required = required_paths(template_key)
     product_key = options.product_key.strip() if options.product_key else ""
     if not product_key:
         raise RecordError(
@@ -179,7 +182,7 @@ def build_payload(
             target=PRODUCT_KEY_FIELDS[object_type],
         )
     for field in fields_needing_mapping(object_type):
-        if field.path not in mapping:
+        if field.path in required and field.path not in mapping:
             raise RecordError(
                 f"{field.path} is required but not mapped: map it to a Nexset"
                 " attribute in the destination settings",
@@ -203,7 +206,7 @@ def build_payload(
     for path in ordered_paths:
         target = _resolve_or_raise(object_type, path, mapping[path])
         entry = _build_entry(
-            object_type, target, record, mapping[path], options, custom_types
+            object_type, target, record, mapping[path], options, custom_types, required
         )
         if entry is not None:
             entries.append(entry)
@@ -340,13 +343,29 @@ def _check_source(path: str, source: Any) -> str | None:
     return None
 
 
-def _check_constant(target: _Target, source: dict[str, Any]) -> str | None:
+def required_paths(template_key: str) -> frozenset[str]:
+    """Return the fields a template's payload must carry.
+
+    Templates that create objects need every field the PX contract requires.
+    An update never creates, so it needs only its key: PX's update endpoints
+    (and the sandbox) keep the stored values of fields left out.
+    """
+    template = get_template(template_key)
+    fields = [field.path for field in FIELDS[template.object_type] if field.required]
+    if not template.creates:
+        fields = [path for path in fields if path == template.key_field]
+    return frozenset(fields) | {PRODUCT_KEY_FIELDS[template.object_type]}
+
+
+def _check_constant(
+    target: _Target, source: dict[str, Any], required: frozenset[str]
+) -> str | None:
     """Return an error message if a constant source cannot be sent."""
     if "constant" not in source:
         return None
     value = source["constant"]
     if is_empty(value):
-        if target.field is not None and target.field.required:
+        if target.path in required:
             return (
                 f"{target.path} is required but its constant is empty: set a value"
                 " or map it to a Nexset attribute"
@@ -378,6 +397,7 @@ def _build_entry(
     source: dict[str, Any],
     options: BuildOptions,
     custom_types: dict[str, str] | None,
+    required: frozenset[str],
 ) -> tuple[tuple[str, ...], Any] | None:
     """Return the payload keys and value for one target, or None to leave it out."""
     attribute = source.get("attribute")
@@ -391,7 +411,7 @@ def _build_entry(
     if is_empty(value):
         if target.path in DEFAULT_VALUES.get(object_type, {}):
             return None
-        if target.field is not None and target.field.required:
+        if target.path in required:
             raise RecordError(
                 _required_message(target.path, attribute, record),
                 target=target.path,
@@ -412,9 +432,7 @@ def _build_entry(
     return target.keys, converted
 
 
-def _required_message(
-    path: str, attribute: str | None, record: dict[str, Any]
-) -> str:
+def _required_message(path: str, attribute: str | None, record: dict[str, Any]) -> str:
     if attribute is None:
         return f"{path} is required but its constant is empty"
     if attribute not in record:

@@ -598,10 +598,22 @@ def test_account_decimal_comma():
     )
 
 
+def test_update_account_needs_no_name():
+    record = dict(ACCOUNT_RECORD, Name="")
+    payload = build_payload("update_account", record, ACCOUNT_MAPPING, OPTIONS)
+    assert "name" not in payload
+    assert payload["id"] == "3"
+
+
+def test_update_account_unmapped_name_is_valid():
+    mapping = {k: v for k, v in ACCOUNT_MAPPING.items() if k != "name"}
+    assert validate_mapping("update_account", mapping) == []
+
+
 def test_account_name_required():
     record = dict(ACCOUNT_RECORD, Name="")
     with pytest.raises(RecordError) as caught:
-        build_payload("update_account", record, ACCOUNT_MAPPING, OPTIONS)
+        build_payload("upsert_account", record, ACCOUNT_MAPPING, OPTIONS)
     assert str(caught.value) == (
         'name is required but attribute "Name" is empty in this record'
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any
@@ -27,10 +27,10 @@ FALSE_WORDS = ("false", "no", "0")
 # seconds. 1e11 seconds is the year 5138, and 1e11 milliseconds is 1973-03-03.
 EPOCH_MS_THRESHOLD = 10**11
 
-MIN_DATE = datetime(1900, 1, 1, tzinfo=timezone.utc)
-MAX_DATE = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MIN_DATE = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_DATE = datetime(2200, 1, 1, tzinfo=UTC)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _ONE_US = timedelta(microseconds=1)
 MIN_EPOCH_MS = (MIN_DATE - _EPOCH) // _ONE_MS

@@ -129,7 +129,7 @@ def walk(page: Page, base: str, users_csv: Path) -> list[str]:
 
     # Activate and watch the run finish without reloading the page.
     page.click("#activate")
-    expect(page.locator(".messages")).to_contain_text("sends 2 records")
+    expect(page.locator(".messages")).to_contain_text("sends 2 new records")
     page.evaluate("window.loadedBeforeDelivery = true")
     expect(page.locator("#run-succeeded")).to_have_text("2", timeout=30_000)
     expect(page.locator("#run-status")).to_have_text("Succeeded")

@@ -29,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from credentials.crypto import DecryptionError
+from credentials.models import Credential
 from destinations.manual import ManualConfigError
 from destinations.models import DeliveredContent, Destination, RecordResult, Run
 from destinations.plan import DeliveryPlan, PlannedRequest
@@ -205,6 +206,7 @@ class RunDelivery:
         queue: list[tuple[DeliveryPlan, PlannedRequest]] = []
         pending: set[Future[Delivered]] = set()
         exhausted = False
+        restart = False
         last_check = time.monotonic()
         while True:
             may_claim = (
@@ -247,6 +249,17 @@ class RunDelivery:
                 )
                 self.stop_reason = "paused"
                 self._stop.set()
+            elif self._credential_changed():
+                # A replaced key or region needs a new client: end this slice
+                # after the requests in flight, and the next one starts with it.
+                logger.info(
+                    "Run %s of destination %s: credential %s changed; continuing with it",
+                    self.run.pk,
+                    self.destination.pk,
+                    self.credential.pk,
+                )
+                restart = True
+                break
             elif updated != self.destination.updated:
                 # The settings were edited: requests not yet sent are built
                 # again with the new ones; those already sent stay as they were.
@@ -255,7 +268,12 @@ class RunDelivery:
                 ]
                 self.destination.refresh_from_db()
                 queue = self._plan_chunk(unsent, by_record) if unsent else []
+        if restart:
+            self._record([future.result() for future in pending], by_record)
+            pending = set()
         self._release([by_record[key] for _, request in queue for key in request.keys])
+        if restart:
+            return False
         if self._stop.is_set():
             return True
         if exhausted:
@@ -263,6 +281,19 @@ class RunDelivery:
             finish_run_if_done(self.run.pk)
             return True
         return False
+
+    def _credential_changed(self) -> bool:
+        current = (
+            Credential.objects.filter(pk=self.credential.pk)
+            .values_list("encrypted_key", "region", "rate_limit")
+            .first()
+        )
+        seen = (
+            self.credential.encrypted_key,
+            self.credential.region,
+            self.credential.rate_limit,
+        )
+        return current != seen
 
     def _plan_chunk(
         self, claimed: list[RecordResult], by_record: dict[int, RecordResult]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/", views.credential_detail, name="detail"),
     path("<int:pk>/test/", views.credential_test, name="test"),
     path("<int:pk>/edit/", views.credential_edit, name="edit"),
+    path("<int:pk>/delete/", views.credential_delete, name="delete"),
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from credentials.forms import CredentialForm
@@ -100,3 +101,29 @@ def credential_test(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, "credentials/status.html", {"credential": credential})
     return redirect("credentials:detail", pk=credential.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def credential_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a credential and its encrypted key, unless a destination uses it."""
+    credential = get_for_team(request, Credential, pk=pk)
+    blockers = list(credential.destinations.all())
+    if request.method == "POST":
+        require_editor(request)
+    if request.method == "POST" and not blockers:
+        name = credential.name
+        credential.delete()
+        messages.success(request, f"Deleted credential {name} and its stored key.")
+        return redirect("credentials:list")
+    return render(
+        request,
+        "confirm_delete.html",
+        {
+            "kind": "credential",
+            "object": credential,
+            "blockers": blockers,
+            "blocked_reason": "These destinations use this credential: delete them first.",
+            "consequence": "The encrypted API key is deleted. The key stays valid in PX until you revoke it there.",
+            "back_url": reverse("credentials:detail", args=[credential.pk]),
+        },
+    )

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:pk>/pause/", views.destination_pause, name="pause"),
     path("<int:pk>/retry-failed/", views.destination_retry_failed, name="retry_failed"),
     path("<int:pk>/runs/", views.destination_runs, name="runs"),
+    path("<int:pk>/delete/", views.destination_delete, name="delete"),
     path("<int:pk>/failures.csv", views.destination_failures_csv, name="failures_csv"),
     path("<int:pk>/runs/<int:run_pk>/", views.run_detail, name="run"),
 ]

@@ -559,3 +559,29 @@ def destination_failures_csv(request: HttpRequest, pk: int) -> StreamingHttpResp
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+@require_http_methods(["GET", "POST"])
+def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a paused or draft destination with its runs and results."""
+    destination = get_for_team(request, Destination, pk=pk)
+    blockers = [destination] if destination.status == Destination.Status.ACTIVE else []
+    if request.method == "POST":
+        require_editor(request)
+    if request.method == "POST" and not blockers:
+        name = destination.name
+        destination.delete()
+        messages.success(request, f"Deleted destination {name} with its runs.")
+        return redirect("destinations:list")
+    return render(
+        request,
+        "confirm_delete.html",
+        {
+            "kind": "destination",
+            "object": destination,
+            "blockers": blockers,
+            "blocked_reason": "The destination is active: pause it first, so that no worker is sending its records.",
+            "consequence": "Its runs, record outcomes and test history are deleted too. Its Nexset and credential stay.",
+            "back_url": destination.get_absolute_url(),
+        },
+    )

@@ -158,3 +158,51 @@ def webhook_receive(request: HttpRequest, pk: int) -> HttpResponse:
     return JsonResponse(
         {"stored": count, "record_count": nexset.record_count}, status=202
     )
+
+
+@require_POST
+def nexset_create_webhook(request: HttpRequest) -> HttpResponse:
+    """Create an empty Nexset that records posted to its webhook URL will fill."""
+    require_editor(request)
+    name = request.POST.get("name", "").strip()
+    max_length = Nexset._meta.get_field("name").max_length
+    if not name or len(name) > max_length:
+        messages.error(
+            request,
+            f"Enter a name of 1 to {max_length} characters for the webhook Nexset.",
+        )
+        return redirect("nexsets:create")
+    nexset = Nexset.objects.create(
+        team=team_for(request), name=name, source=Nexset.Source.WEBHOOK
+    )
+    messages.success(
+        request,
+        f"Created {nexset.name}. Create a token below, then post records to its webhook URL.",
+    )
+    return redirect(nexset)
+
+
+@require_http_methods(["GET", "POST"])
+def nexset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a Nexset and its records, unless a destination still sends it."""
+    nexset = get_for_team(request, Nexset, pk=pk)
+    blockers = list(nexset.destinations.all())
+    if request.method == "POST":
+        require_editor(request)
+    if request.method == "POST" and not blockers:
+        name = nexset.name
+        nexset.delete()
+        messages.success(request, f"Deleted Nexset {name} and its records.")
+        return redirect("nexsets:list")
+    return render(
+        request,
+        "confirm_delete.html",
+        {
+            "kind": "Nexset",
+            "object": nexset,
+            "blockers": blockers,
+            "blocked_reason": "These destinations send this Nexset: delete them first.",
+            "consequence": f"Its {nexset.record_count} records are deleted and cannot be recovered.",
+            "back_url": nexset.get_absolute_url(),
+        },
+    )

@@ -22,12 +22,11 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from credentials.models import Credential
 from destinations import runs
-from destinations.forms import initial_config
 from destinations.models import Destination, Run
 from nexsets import ingest
 from nexsets.models import Nexset
 from teams.models import Membership, Team
-from tests.conftest import USERS_CSV, make_user
+from tests.conftest import USERS_CSV, make_user, template_destination
 from tests.services import SANDBOX_KEY
 
 pytestmark = pytest.mark.django_db
@@ -70,12 +69,15 @@ ROUTES: dict[str, Route] = {
     "nexsets:append": Route(POST, {"pk": "nexset"}),
     "nexsets:webhook_token": Route(POST, {"pk": "nexset"}),
     "nexsets:records": Route(GET, {"pk": "nexset"}),
+    "nexsets:create_webhook": Route(POST),
+    "nexsets:delete": Route(BOTH, {"pk": "nexset"}),
     "nexset_webhook": Route(POST, {"pk": "nexset"}, public=True, viewer_may_post=True),
     "credentials:list": Route(GET),
     "credentials:create": Route(BOTH),
     "credentials:detail": Route(GET, {"pk": "credential"}),
     "credentials:test": Route(POST, {"pk": "credential"}),
     "credentials:edit": Route(BOTH, {"pk": "credential"}),
+    "credentials:delete": Route(BOTH, {"pk": "credential"}),
     "destinations:list": Route(GET),
     "destinations:create": Route(BOTH, query={"nexset": "nexset"}),
     "destinations:detail": Route(GET, {"pk": "destination"}),
@@ -89,6 +91,7 @@ ROUTES: dict[str, Route] = {
     "destinations:runs": Route(GET, {"pk": "destination"}),
     "destinations:failures_csv": Route(GET, {"pk": "destination"}),
     "destinations:run": Route(GET, {"pk": "destination", "run_pk": "run"}),
+    "destinations:delete": Route(BOTH, {"pk": "destination"}),
 }
 
 OBJECT_ROUTES = sorted(name for name, route in ROUTES.items() if route.objects or route.query)
@@ -226,12 +229,8 @@ def build_team(name: str, prefix: str, capture: Any) -> TeamWorld:
     nexset = ingest.create_from_upload(team, f"{name} users", io.BytesIO(USERS_CSV.encode()), "users.csv")
     nexset.new_webhook_token()
     nexset.save()
-    config = initial_config("template", "upsert_user", nexset.attribute_names, {})
-    config["product_key"] = "AP-TEST-2"
-    destination = Destination.objects.create(
-        team=team, name=f"{name} to PX", nexset=nexset, credential=credential,
-        mode="template", template="upsert_user", config=config,
-        status=Destination.Status.ACTIVE,
+    destination = template_destination(
+        nexset, credential, name=f"{name} to PX", status=Destination.Status.ACTIVE
     )
     with capture(execute=False):
         run = runs.create_run(destination)
@@ -279,6 +278,14 @@ def state_of(world: TeamWorld) -> dict[str, Any]:
         "audit": destination.audit.count(),
         "exchanges": destination.exchanges.count(),
     }
+
+
+def send_request(client: Client, method: str, name: str, world: TeamWorld) -> Any:
+    """Send a GET, or a POST with the body post_data builds, to the route's URL."""
+    url = url_for(name, world)
+    if method == "GET":
+        return client.get(url)
+    return client.post(url, post_data(name, world))
 
 
 def client_for(user: Any) -> Client:
@@ -334,10 +341,7 @@ def test_other_team_owner_gets_404(name, home_team, other_team):
     client = client_for(other_team.owner)
     url = url_for(name, home_team)
     for method in ROUTES[name].methods:
-        if method == "GET":
-            response = client.get(url)
-        else:
-            response = client.post(url, post_data(name, home_team))
+        response = send_request(client, method, name, home_team)
         assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
     assert state_of(home_team) == before
 
@@ -350,10 +354,7 @@ def test_other_team_viewer_gets_no_access(name, home_team, other_team):
     client = client_for(other_team.viewer)
     url = url_for(name, home_team)
     for method in ROUTES[name].methods:
-        if method == "GET":
-            response = client.get(url)
-        else:
-            response = client.post(url, post_data(name, home_team))
+        response = send_request(client, method, name, home_team)
         assert response.status_code in (403, 404), f"{method} {url} answered {response.status_code}"
     assert state_of(home_team) == before
 
@@ -365,10 +366,11 @@ def test_foreign_run_under_own_destination(home_team, other_team):
 
 
 def test_run_of_sibling_destination(home_team, django_capture_on_commit_callbacks):
-    second = Destination.objects.create(
-        team=home_team.team, name="Second", nexset=home_team.nexset,
-        credential=home_team.credential, mode="template", template="upsert_user",
-        config=home_team.destination.config, status=Destination.Status.ACTIVE,
+    second = template_destination(
+        home_team.nexset,
+        home_team.credential,
+        name="Second",
+        status=Destination.Status.ACTIVE,
     )
     with django_capture_on_commit_callbacks(execute=False):
         second_run = runs.create_run(second)
@@ -436,10 +438,7 @@ def test_anonymous_is_redirected_to_login(name, home_team):
     url = url_for(name, home_team)
     login = reverse("login")
     for method in ROUTES[name].methods:
-        if method == "GET":
-            response = client.get(url)
-        else:
-            response = client.post(url, post_data(name, home_team))
+        response = send_request(client, method, name, home_team)
         assert response.status_code == 302, f"{method} {url} answered {response.status_code}"
         assert response["Location"].startswith(login + "?next="), response["Location"]
     assert state_of(home_team) == before

@@ -18,6 +18,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from credentials.models import Credential
+from destinations import runs
+from destinations.engine import RunDelivery
+from destinations.forms import initial_config
+from destinations.models import Destination, Run
 from nexsets import ingest
 from nexsets.models import Nexset
 from teams.models import Membership, Team
@@ -109,6 +113,102 @@ def make_nexset(team: Team) -> Callable[..., Nexset]:
         return ingest.create_from_upload(team, name, io.BytesIO(data), filename)
 
     return make
+
+
+def template_destination(
+    nexset: Nexset,
+    credential: Credential,
+    template: str = "upsert_user",
+    *,
+    name: str = "PX users",
+    status: str = Destination.Status.DRAFT,
+    custom_types: dict[str, str] | None = None,
+    cursor: int = 0,
+    **config: Any,
+) -> Destination:
+    """Create an endpoint-template destination with product key AP-TEST-2.
+
+    The config starts as the configure form would, with the template's default
+    mapping for the Nexset's attributes, and `config` replaces its keys.
+    """
+    base = initial_config(
+        "template", template, nexset.attribute_names, custom_types or {}
+    )
+    base["product_key"] = "AP-TEST-2"
+    base.update(config)
+    return Destination.objects.create(
+        team=nexset.team,
+        name=name,
+        nexset=nexset,
+        credential=credential,
+        mode="template",
+        template=template,
+        config=base,
+        status=status,
+        cursor=cursor,
+    )
+
+
+def manual_destination(
+    nexset: Nexset,
+    credential: Credential,
+    *,
+    name: str = "PX manual",
+    status: str = Destination.Status.DRAFT,
+    **config: Any,
+) -> Destination:
+    """Create a manual-mode destination.
+
+    The config starts as the configure form's, and `config` replaces its keys.
+    """
+    base = initial_config("manual", "", nexset.attribute_names, {})
+    base.update(config)
+    return Destination.objects.create(
+        team=nexset.team,
+        name=name,
+        nexset=nexset,
+        credential=credential,
+        mode="manual",
+        template="",
+        config=base,
+        status=status,
+    )
+
+
+def deliver_in_process(
+    destination_or_run: Destination | Run,
+    capture: Callable[..., Any] | None = None,
+    *,
+    activate: bool = False,
+    timeout: float = 60,
+) -> Run:
+    """Deliver a run with RunDelivery in this process and return it refreshed.
+
+    Given a destination, first create its run inside `capture`, the
+    django_capture_on_commit_callbacks fixture, so that the Celery tasks the
+    run queues on commit are dropped. With activate=True the destination's
+    status is first set to ACTIVE by a queryset update, which writes no audit
+    entry and creates no run. RunDelivery stops after `timeout` seconds, even
+    with records left unsent.
+    """
+    if isinstance(destination_or_run, Run):
+        run = destination_or_run
+    else:
+        destination = destination_or_run
+        if capture is None:
+            raise TypeError(
+                "capture is missing: pass django_capture_on_commit_callbacks to deliver a destination"
+            )
+        if activate:
+            Destination.objects.filter(pk=destination.pk).update(
+                status=Destination.Status.ACTIVE
+            )
+        with capture(execute=False):
+            run = runs.create_run(destination)
+        assert run is not None, f"destination {destination.pk} has no new records"
+    RunDelivery(run).execute(time.monotonic() + timeout)
+    run.refresh_from_db()
+    return run
 
 
 USERS_CSV = (

@@ -66,6 +66,18 @@ def test_manual_destination_walk(
     assert destination.response_nexset.record_count >= 2
 
 
+def wait_settled(page: Page) -> None:
+    """Wait until HTMX has swapped and processed its last answer.
+
+    A control swapped in becomes live only once HTMX has processed it; a
+    change made before that sends nothing.
+    """
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+    page.wait_for_timeout(50)
+
+
 def walk(page: Page, base: str, nexset_id: int) -> list[str]:
     console_errors: list[str] = []
 
@@ -95,17 +107,29 @@ def walk(page: Page, base: str, nexset_id: int) -> list[str]:
     panel = page.locator("#sample-panel")
     expect(panel).to_contain_text("X-Trace: a:b")
 
-    # Two exclusion chips, then batching grouped by the excluded team.
-    page.select_option("#id_exclude_add", "Email")
+    # Two exclusion chips, then batching grouped by the excluded team. Each of
+    # these re-renders the form, so wait for its answer before the next step.
+    rerender = re.compile(r"/configure/$")
+    with page.expect_response(rerender):
+        page.select_option("#id_exclude_add", "Email")
     expect(page.locator("#exclusions .chip")).to_have_count(1)
-    page.select_option("#id_exclude_add", "team")
+    wait_settled(page)
+    with page.expect_response(rerender):
+        page.select_option("#id_exclude_add", "team")
     expect(page.locator("#exclusions .chip")).to_have_count(2)
-    page.check("#id_batching_enabled")
+    wait_settled(page)
+    with page.expect_response(rerender):
+        page.check("#id_batching_enabled")
     expect(page.locator("#id_algorithm")).to_be_visible()
-    page.select_option("#id_algorithm", "attribute")
+    wait_settled(page)
+    with page.expect_response(rerender):
+        page.select_option("#id_algorithm", "attribute")
     expect(page.locator("#id_group_attribute")).to_be_visible()
-    page.select_option("#id_group_attribute", "team")
+    wait_settled(page)
+    with page.expect_response(rerender):
+        page.select_option("#id_group_attribute", "team")
     expect(page.locator("#batching-error")).to_have_count(0)
+    wait_settled(page)
     with page.expect_response(re.compile(r"/preview/$")):
         page.check("#id_response_webhook")
     first = panel.locator(".sample").first

@@ -2,49 +2,29 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from destinations import runs
-from destinations.engine import RunDelivery
-from destinations.forms import initial_config
 from destinations.models import Destination, Run
-from tests.conftest import EVENTS_CSV, USERS_CSV, sandbox_requests, sandbox_users
+from tests.conftest import (
+    EVENTS_CSV,
+    USERS_CSV,
+    deliver_in_process,
+    sandbox_requests,
+    sandbox_users,
+    template_destination,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def make_destination(nexset, credential, template="upsert_user", **config):
-    base = initial_config("template", template, nexset.attribute_names, {})
-    base["product_key"] = "AP-TEST-2"
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="PX",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template=template,
-        config=base,
-        status=Destination.Status.ACTIVE,
-    )
-
-
-def deliver(destination, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        run = runs.create_run(destination)
-    RunDelivery(run).execute(time.monotonic() + 60)
-    run.refresh_from_db()
-    return run
 
 
 def test_upsert_user_creates_both_users(
     make_nexset, credential, sandbox, django_capture_on_commit_callbacks
 ):
     nexset = make_nexset(USERS_CSV)
-    destination = make_destination(nexset, credential)
-    run = deliver(destination, django_capture_on_commit_callbacks)
+    destination = template_destination(
+        nexset, credential, name="PX", status=Destination.Status.ACTIVE
+    )
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     assert run.status == Run.Status.SUCCEEDED
     assert run.succeeded == 2
     users = sandbox_users()
@@ -58,8 +38,14 @@ def test_track_event_posts_one_event(
     make_nexset, credential, sandbox, django_capture_on_commit_callbacks
 ):
     nexset = make_nexset(EVENTS_CSV, name="Events")
-    destination = make_destination(nexset, credential, template="track_event")
-    run = deliver(destination, django_capture_on_commit_callbacks)
+    destination = template_destination(
+        nexset,
+        credential,
+        template="track_event",
+        name="PX",
+        status=Destination.Status.ACTIVE,
+    )
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     assert run.status == Run.Status.SUCCEEDED
     posted = sandbox_requests("/v1/events/custom", "POST")
     assert [entry["body"] for entry in posted] == [

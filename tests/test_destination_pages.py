@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from destinations.forms import initial_config
 from destinations.models import Destination
 from destinations.runs import pause
+from tests.conftest import template_destination
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def destination(make_nexset, credential):
-    nexset = make_nexset("User ID\nu1\n")
-    config = initial_config("template", "upsert_user", nexset.attribute_names, {})
-    config["product_key"] = "AP-TEST-2"
-    return Destination.objects.create(
-        team=nexset.team,
+    return template_destination(
+        make_nexset("User ID\nu1\n"),
+        credential,
         name="Users to PX",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template="upsert_user",
-        config=config,
         status=Destination.Status.ACTIVE,
     )
 

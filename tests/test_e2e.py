@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from tests.conftest import (
     sandbox_requests,
     sandbox_users,
 )
+from tests.html_form import submitted_fields
 from tests.services import SANDBOX
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -77,74 +77,10 @@ EVENT_BODY = {
 }
 
 
-class FormFields(HTMLParser):
-    """Collect the fields one form submits, as a browser would without a click.
-
-    Buttons are left out, checkboxes and radios count only when checked, and a
-    select sends its selected option or else its first one.
-    """
-
-    def __init__(self, form_id: str):
-        super().__init__(convert_charrefs=True)
-        self.form_id = form_id
-        self.inside = False
-        self.fields: list[tuple[str, str]] = []
-        self._select: str | None = None
-        self._options: list[tuple[str | None, bool, str]] = []
-        self._textarea: str | None = None
-        self._text = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value if value is not None else "" for name, value in attrs}
-        if tag == "form" and attributes.get("id") == self.form_id:
-            self.inside = True
-        if not self.inside:
-            return
-        name = attributes.get("name")
-        if tag == "input" and name:
-            kind = attributes.get("type", "text")
-            if kind in ("checkbox", "radio"):
-                if "checked" in attributes:
-                    self.fields.append((name, attributes.get("value") or "on"))
-            elif kind not in ("submit", "button", "image", "reset", "file"):
-                self.fields.append((name, attributes.get("value", "")))
-        elif tag == "select" and name:
-            self._select = name
-            self._options = []
-        elif tag == "option" and self._select is not None:
-            self._options.append((attributes.get("value"), "selected" in attributes, ""))
-        elif tag == "textarea" and name:
-            self._textarea = name
-            self._text = ""
-
-    def handle_data(self, data: str) -> None:
-        if self._textarea is not None:
-            self._text += data
-        elif self._select is not None and self._options:
-            value, selected, text = self._options[-1]
-            self._options[-1] = (value, selected, text + data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.inside:
-            return
-        if tag == "form":
-            self.inside = False
-        elif tag == "select" and self._select is not None:
-            chosen = [option for option in self._options if option[1]] or self._options[:1]
-            if chosen:
-                value, _, text = chosen[0]
-                self.fields.append((self._select, value if value is not None else text.strip()))
-            self._select = None
-        elif tag == "textarea" and self._textarea is not None:
-            self.fields.append((self._textarea, self._text.removeprefix("\n")))
-            self._textarea = None
-
-
 def form_fields(page: str, form_id: str) -> dict[str, str]:
-    parser = FormFields(form_id)
-    parser.feed(page)
-    assert parser.fields, f"no form #{form_id} on the page"
-    return dict(parser.fields)
+    fields = submitted_fields(page, form_id)
+    assert fields, f"no form #{form_id} on the page"
+    return dict(fields)
 
 
 def log_in(client: Any, owner: Any) -> None:

@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import time
 import urllib.parse
 
 import pytest
 
-from destinations import runs
-from destinations.engine import RunDelivery
-from destinations.forms import initial_config
 from destinations.models import Destination, RecordResult
-from tests.conftest import sandbox_requests, sandbox_users
+from tests.conftest import (
+    deliver_in_process,
+    manual_destination,
+    sandbox_requests,
+    sandbox_users,
+    template_destination,
+)
 
 pytestmark = pytest.mark.django_db
 
 AWKWARD_IDS = ["a/b", "a+b", "50%", "x#1", "why?", "two words", "Zoë", "😀"]
 CUSTOM_TYPES = {"plan": "STRING", "trialEnds": "DATE_TIME", "seats": "NUMBER", "beta": "BOOLEAN"}
-
-
-def deliver(destination, capture):
-    with capture(execute=False):
-        run = runs.create_run(destination)
-    RunDelivery(run).execute(time.monotonic() + 60)
-    run.refresh_from_db()
-    return run
-
-
-def user_destination(nexset, credential, mapping=None, **config):
-    base = initial_config("template", "upsert_user", nexset.attribute_names, CUSTOM_TYPES)
-    base["product_key"] = "AP-TEST-2"
-    if mapping is not None:
-        base["mapping"] = mapping
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="PX",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template="upsert_user",
-        config=base,
-        status=Destination.Status.ACTIVE,
-    )
+ACTIVE = Destination.Status.ACTIVE
+# Every destination here is active and converts custom attributes by CUSTOM_TYPES.
+USER_DESTINATION = {"name": "PX", "status": ACTIVE, "custom_types": CUSTOM_TYPES}
 
 
 def csv_of(header: str, rows: list[str]) -> str:
@@ -52,7 +31,8 @@ def csv_of(header: str, rows: list[str]) -> str:
 def test_awkward_ids_reach_px_unchanged(make_nexset, credential, django_capture_on_commit_callbacks):
     rows = [f'"{identify_id}",x@example.com' for identify_id in AWKWARD_IDS]
     nexset = make_nexset(csv_of("User ID,Email", rows))
-    run = deliver(user_destination(nexset, credential), django_capture_on_commit_callbacks)
+    destination = template_destination(nexset, credential, **USER_DESTINATION)
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     assert run.succeeded == len(AWKWARD_IDS)
     assert sorted(sandbox_users()) == sorted(AWKWARD_IDS)
 
@@ -62,18 +42,15 @@ def test_url_macro_percent_encodes_ids(make_nexset, credential, sandbox, django_
         sandbox.state.users[identify_id] = {"identifyId": identify_id, "propertyKeys": ["AP-TEST-2"]}
     rows = [f'"{identify_id}",Ada' for identify_id in AWKWARD_IDS]
     nexset = make_nexset(csv_of("User ID,firstName", rows))
-    config = initial_config("manual", "", nexset.attribute_names, {})
-    config.update(method="PUT", url="/v1/users/{User ID}", excluded=["User ID"])
-    destination = Destination.objects.create(
-        team=nexset.team,
-        name="PX manual",
-        nexset=nexset,
-        credential=credential,
-        mode="manual",
-        config=config,
-        status=Destination.Status.ACTIVE,
+    destination = manual_destination(
+        nexset,
+        credential,
+        status=ACTIVE,
+        method="PUT",
+        url="/v1/users/{User ID}",
+        excluded=["User ID"],
     )
-    run = deliver(destination, django_capture_on_commit_callbacks)
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     paths = [entry["path"] for entry in sandbox_requests(method="PUT")]
     expected = [f"/v1/users/{urllib.parse.quote(i, safe='')}" for i in AWKWARD_IDS]
     assert run.succeeded == len(AWKWARD_IDS)
@@ -99,7 +76,10 @@ def test_values_keep_their_exact_form(make_nexset, credential, django_capture_on
         "customAttributes.beta": {"attribute": "beta"},
         "lastName": {"attribute": "Note"},
     }
-    run = deliver(user_destination(nexset, credential, mapping), django_capture_on_commit_callbacks)
+    destination = template_destination(
+        nexset, credential, mapping=mapping, **USER_DESTINATION
+    )
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     body = sandbox_requests("/v1/users/update")[0]["body"]
     assert run.succeeded == 1
     assert body["identifyId"] == "007"
@@ -114,14 +94,18 @@ def test_values_keep_their_exact_form(make_nexset, credential, django_capture_on
 def test_false_stays_false_for_booleans(make_nexset, credential, django_capture_on_commit_callbacks):
     nexset = make_nexset(csv_of("User ID,beta", ["u1,false", "u2,0", "u3,FALSE", "u4,no"]))
     mapping = {"identifyId": {"attribute": "User ID"}, "customAttributes.beta": {"attribute": "beta"}}
-    deliver(user_destination(nexset, credential, mapping), django_capture_on_commit_callbacks)
+    destination = template_destination(
+        nexset, credential, mapping=mapping, **USER_DESTINATION
+    )
+    deliver_in_process(destination, django_capture_on_commit_callbacks)
     values = {u: user["customAttributes"]["beta"] for u, user in sandbox_users().items()}
     assert values == {"u1": False, "u2": False, "u3": False, "u4": False}
 
 
 def test_empty_is_left_out_not_null(make_nexset, credential, django_capture_on_commit_callbacks):
     nexset = make_nexset(csv_of("User ID,Email,firstName", ["u1,,Ann"]))
-    deliver(user_destination(nexset, credential), django_capture_on_commit_callbacks)
+    destination = template_destination(nexset, credential, **USER_DESTINATION)
+    deliver_in_process(destination, django_capture_on_commit_callbacks)
     body = sandbox_requests("/v1/users/update")[0]["body"]
     assert "email" not in body
     assert body["firstName"] == "Ann"
@@ -130,7 +114,10 @@ def test_empty_is_left_out_not_null(make_nexset, credential, django_capture_on_c
 def test_decimal_comma_fails_that_record(make_nexset, credential, django_capture_on_commit_callbacks):
     nexset = make_nexset(csv_of("User ID;seats", ["u1;1,5", "u2;2"]))
     mapping = {"identifyId": {"attribute": "User ID"}, "customAttributes.seats": {"attribute": "seats"}}
-    run = deliver(user_destination(nexset, credential, mapping), django_capture_on_commit_callbacks)
+    destination = template_destination(
+        nexset, credential, mapping=mapping, **USER_DESTINATION
+    )
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     failed = run.results.get(status=RecordResult.Status.FAILED)
     assert failed.record.position == 1
     assert "1,5" in failed.error
@@ -149,14 +136,16 @@ def test_decimal_comma_fails_that_record(make_nexset, credential, django_capture
 )
 def test_dates_become_epoch_ms(make_nexset, credential, value, expected, django_capture_on_commit_callbacks):
     nexset = make_nexset(csv_of("User ID,Sign-Up Date", [f"u1,{value}"]))
-    deliver(user_destination(nexset, credential), django_capture_on_commit_callbacks)
+    destination = template_destination(nexset, credential, **USER_DESTINATION)
+    deliver_in_process(destination, django_capture_on_commit_callbacks)
     assert sandbox_requests("/v1/users/update")[0]["body"]["signUpDate"] == expected
 
 
 @pytest.mark.parametrize("value", ["1066-10-14", "2999-01-01T00:00:00Z"])
 def test_far_dates_fail_with_reason(make_nexset, credential, value, django_capture_on_commit_callbacks):
     nexset = make_nexset(csv_of("User ID,Sign-Up Date", [f"u1,{value}"]))
-    run = deliver(user_destination(nexset, credential), django_capture_on_commit_callbacks)
+    destination = template_destination(nexset, credential, **USER_DESTINATION)
+    run = deliver_in_process(destination, django_capture_on_commit_callbacks)
     failed = run.results.get()
     assert failed.status == RecordResult.Status.FAILED
     assert value in failed.error

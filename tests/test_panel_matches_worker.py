@@ -10,24 +10,21 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from typing import Any
 
 import pytest
-from django.urls import reverse
 
-from destinations import runs
-from destinations.engine import RunDelivery
 from destinations.models import Destination
 from px.flows import FLOWS
-from tests.conftest import EVENTS_CSV, USERS_CSV, sandbox_requests
-from tests.test_configure import (
-    HTMX,
+from tests.conftest import (
+    EVENTS_CSV,
+    USERS_CSV,
+    deliver_in_process,
     manual_destination,
-    post_form,
-    shown_form,
+    sandbox_requests,
     template_destination,
 )
+from tests.test_configure import preview
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +52,7 @@ NEXSET_FOR_TEMPLATE = {
 
 def panel_bodies(client: Any, destination: Destination) -> list[str]:
     """Return the bodies the panel shows, as text, in panel order."""
-    fields = shown_form(client, destination)
-    page = post_form(
-        client, reverse("destinations:preview", args=[destination.pk]), fields, {}, HTMX
-    ).content.decode()
+    page = preview(client, destination).content.decode()
     return [
         html.unescape(body)
         for body in re.findall(r'<pre class="sample-body">(.*?)</pre>', page, re.DOTALL)
@@ -66,20 +60,8 @@ def panel_bodies(client: Any, destination: Destination) -> list[str]:
 
 
 def panel_positions(client: Any, destination: Destination) -> list[str]:
-    fields = shown_form(client, destination)
-    page = post_form(
-        client, reverse("destinations:preview", args=[destination.pk]), fields, {}, HTMX
-    ).content.decode()
+    page = preview(client, destination).content.decode()
     return re.findall(r"· records? (#[^<]*)</span>", page)
-
-
-def deliver(destination: Destination, capture: Any) -> None:
-    Destination.objects.filter(pk=destination.pk).update(
-        status=Destination.Status.ACTIVE
-    )
-    with capture(execute=False):
-        run = runs.create_run(destination)
-    RunDelivery(run).execute(time.monotonic() + 60)
 
 
 def compact(value: Any) -> str:
@@ -90,6 +72,11 @@ def received_bodies(method: str, path: str) -> list[Any]:
     return [entry["body"] for entry in sandbox_requests(path, method)]
 
 
+def received_texts(method: str, path: str) -> list[str]:
+    """Return the received bodies as compact JSON text, sorted."""
+    return sorted(compact(body) for body in received_bodies(method, path))
+
+
 @pytest.mark.parametrize("template", NEXSET_FOR_TEMPLATE)
 def test_template_first_body_matches_worker(
     template, owner_client, make_nexset, credential, django_capture_on_commit_callbacks
@@ -98,7 +85,7 @@ def test_template_first_body_matches_worker(
         make_nexset(NEXSET_FOR_TEMPLATE[template]), credential, template=template
     )
     first_body = json.loads(panel_bodies(owner_client, destination)[0])
-    deliver(destination, django_capture_on_commit_callbacks)
+    deliver_in_process(destination, django_capture_on_commit_callbacks, activate=True)
     first_step = FLOWS[template].update
     assert first_body in received_bodies(first_step.method, first_step.path)
 
@@ -111,15 +98,9 @@ def test_template_all_bodies_match_worker(
         make_nexset(NEXSET_FOR_TEMPLATE[template]), credential, template=template
     )
     bodies = sorted(panel_bodies(owner_client, destination))
-    deliver(destination, django_capture_on_commit_callbacks)
+    deliver_in_process(destination, django_capture_on_commit_callbacks, activate=True)
     first_step = FLOWS[template].update
-    assert (
-        sorted(
-            compact(body)
-            for body in received_bodies(first_step.method, first_step.path)
-        )
-        == bodies
-    )
+    assert received_texts(first_step.method, first_step.path) == bodies
 
 
 @pytest.fixture
@@ -146,7 +127,9 @@ def test_manual_batch_first_body_matches_worker(
     owner_client, batched_by_team, django_capture_on_commit_callbacks
 ):
     first_body = panel_bodies(owner_client, batched_by_team)[0]
-    deliver(batched_by_team, django_capture_on_commit_callbacks)
+    deliver_in_process(
+        batched_by_team, django_capture_on_commit_callbacks, activate=True
+    )
     assert json.loads(first_body) in received_bodies("POST", "/v1/events/custom")
 
 
@@ -154,21 +137,20 @@ def test_manual_batch_first_bytes_match_worker(
     owner_client, batched_by_team, django_capture_on_commit_callbacks
 ):
     first_body = panel_bodies(owner_client, batched_by_team)[0]
-    deliver(batched_by_team, django_capture_on_commit_callbacks)
-    assert first_body in [
-        compact(body) for body in received_bodies("POST", "/v1/events/custom")
-    ]
+    deliver_in_process(
+        batched_by_team, django_capture_on_commit_callbacks, activate=True
+    )
+    assert first_body in received_texts("POST", "/v1/events/custom")
 
 
 def test_manual_batch_all_bytes_match_worker(
     owner_client, batched_by_team, django_capture_on_commit_callbacks
 ):
     bodies = sorted(panel_bodies(owner_client, batched_by_team))
-    deliver(batched_by_team, django_capture_on_commit_callbacks)
-    assert (
-        sorted(compact(body) for body in received_bodies("POST", "/v1/events/custom"))
-        == bodies
+    deliver_in_process(
+        batched_by_team, django_capture_on_commit_callbacks, activate=True
     )
+    assert received_texts("POST", "/v1/events/custom") == bodies
 
 
 def test_manual_batch_groups_by_team(owner_client, batched_by_team):
@@ -208,8 +190,7 @@ def test_manual_batch_follows_claim_windows(
     settings.DELIVERY_CLAIM_SIZE = 3
     settings.DELIVERY_CONCURRENCY = 1
     bodies = sorted(panel_bodies(owner_client, batched_by_team))
-    deliver(batched_by_team, django_capture_on_commit_callbacks)
-    assert (
-        sorted(compact(body) for body in received_bodies("POST", "/v1/events/custom"))
-        == bodies
+    deliver_in_process(
+        batched_by_team, django_capture_on_commit_callbacks, activate=True
     )
+    assert received_texts("POST", "/v1/events/custom") == bodies

@@ -10,13 +10,22 @@ from django.db import connection
 
 from destinations import runs
 from destinations.engine import RunDelivery
-from destinations.forms import initial_config
 from destinations.models import Destination, RecordResult, Run
 from destinations.ratelimit import SharedRateLimit
 from nexsets import ingest
-from tests.conftest import sandbox_requests, sandbox_users
+from tests.conftest import (
+    deliver_in_process,
+    manual_destination,
+    sandbox_requests,
+    sandbox_users,
+    template_destination,
+)
 
 pytestmark = pytest.mark.django_db
+
+ACTIVE = Destination.Status.ACTIVE
+# Seconds that each in-process delivery here may take.
+DELIVERY_TIMEOUT = 120
 
 
 def user_rows(count: int, start: int = 0) -> str:
@@ -29,47 +38,6 @@ def event_rows(count: int, bad: set[int] = frozenset()) -> str:
     lines = ["User ID,Event Name,Source"]
     lines += [f"u{i},{'' if i in bad else 'Login'},csv" for i in range(count)]
     return "\n".join(lines) + "\n"
-
-
-def template_destination(nexset, credential, template="upsert_user", **config):
-    base = initial_config("template", template, nexset.attribute_names, {})
-    base["product_key"] = "AP-TEST-2"
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="PX",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template=template,
-        config=base,
-        status=Destination.Status.ACTIVE,
-    )
-
-
-def manual_destination(nexset, credential, **config):
-    base = initial_config("manual", "", nexset.attribute_names, {})
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="PX manual",
-        nexset=nexset,
-        credential=credential,
-        mode="manual",
-        config=base,
-        status=Destination.Status.ACTIVE,
-    )
-
-
-def deliver(run):
-    RunDelivery(run).execute(time.monotonic() + 120)
-    run.refresh_from_db()
-    return run
-
-
-def new_run(destination, capture):
-    with capture(execute=False):
-        return runs.create_run(destination)
 
 
 def test_retries_5xx_and_429_until_delivered(
@@ -85,8 +53,10 @@ def test_retries_5xx_and_429_until_delivered(
         }
     )
     nexset = make_nexset(user_rows(60))
-    destination = template_destination(nexset, credential)
-    run = deliver(new_run(destination, django_capture_on_commit_callbacks))
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     assert run.status == Run.Status.SUCCEEDED
     assert run.succeeded == 60
     assert run.retried > 0
@@ -100,10 +70,9 @@ def test_gives_up_after_max_attempts(
     settings.DELIVERY_MAX_ATTEMPTS = 2
     sandbox.state.configure({"fault_rate": 1.0, "fault_statuses": [503]})
     nexset = make_nexset(user_rows(1))
-    run = deliver(
-        new_run(
-            template_destination(nexset, credential), django_capture_on_commit_callbacks
-        )
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
     )
     result = RecordResult.objects.get(run=run)
     assert run.status == Run.Status.FAILED
@@ -115,10 +84,9 @@ def test_client_error_is_not_retried(
 ):
     sandbox.state.configure({"fail_next": [400]})
     nexset = make_nexset(user_rows(1))
-    run = deliver(
-        new_run(
-            template_destination(nexset, credential), django_capture_on_commit_callbacks
-        )
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
     )
     assert run.failed == 1
     assert run.retried == 0
@@ -131,8 +99,10 @@ def test_wrong_key_pauses_destination(
     credential.set_api_key("not-the-sandbox-key")
     credential.save()
     nexset = make_nexset(user_rows(50))
-    destination = template_destination(nexset, credential)
-    run = deliver(new_run(destination, django_capture_on_commit_callbacks))
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     destination.refresh_from_db()
     assert destination.status == Destination.Status.PAUSED
     assert destination.status_reason.startswith("authentication failed: HTTP 401")
@@ -145,10 +115,9 @@ def test_missing_required_field_fails_before_http(
     make_nexset, credential, sandbox, django_capture_on_commit_callbacks
 ):
     nexset = make_nexset("User ID,Email\nu1,a@example.com\n,b@example.com\n")
-    run = deliver(
-        new_run(
-            template_destination(nexset, credential), django_capture_on_commit_callbacks
-        )
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
     )
     failed = run.results.get(status=RecordResult.Status.FAILED)
     assert run.status == Run.Status.PARTIAL
@@ -161,8 +130,10 @@ def test_second_upload_sends_only_new_records(
     make_nexset, credential, sandbox, django_capture_on_commit_callbacks
 ):
     nexset = make_nexset(user_rows(3))
-    destination = template_destination(nexset, credential)
-    deliver(new_run(destination, django_capture_on_commit_callbacks))
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         ingest.append_upload(
             nexset, io.BytesIO(user_rows(2, start=3).encode()), "more.csv"
@@ -172,7 +143,7 @@ def test_second_upload_sends_only_new_records(
         for callback in callbacks:
             callback()
     second = destination.runs.order_by("-pk").first()
-    deliver(second)
+    deliver_in_process(second, timeout=DELIVERY_TIMEOUT)
     assert second.total == 2
     assert sorted(sandbox_users()) == ["u3", "u4"]
 
@@ -181,8 +152,10 @@ def test_unchanged_records_are_skipped(
     make_nexset, credential, sandbox, django_capture_on_commit_callbacks
 ):
     nexset = make_nexset(user_rows(3))
-    destination = template_destination(nexset, credential)
-    deliver(new_run(destination, django_capture_on_commit_callbacks))
+    destination = template_destination(nexset, credential, name="PX", status=ACTIVE)
+    deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     with django_capture_on_commit_callbacks(execute=False):
         ingest.append_upload(
             nexset,
@@ -192,7 +165,9 @@ def test_unchanged_records_are_skipped(
             "again.csv",
         )
     sandbox.state.reset()
-    run = deliver(new_run(destination, django_capture_on_commit_callbacks))
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     assert run.skipped == 1
     assert run.succeeded == 1
     assert [
@@ -205,17 +180,19 @@ def test_retry_failed_resends_only_failures(
 ):
     sandbox.state.configure({"fail_next": [400, 400]})
     nexset = make_nexset(event_rows(6))
-    destination = template_destination(nexset, credential, template="track_event")
+    destination = template_destination(
+        nexset, credential, template="track_event", name="PX", status=ACTIVE
+    )
     with django_capture_on_commit_callbacks(execute=False):
         run = runs.create_run(destination)
     settings_concurrency = RunDelivery(run).concurrency
     assert settings_concurrency >= 1
-    deliver(run)
+    deliver_in_process(run, timeout=DELIVERY_TIMEOUT)
     assert run.failed == 2
     sandbox.state.reset()
     with django_capture_on_commit_callbacks(execute=False):
         retry = runs.retry_failed(destination)
-    deliver(retry)
+    deliver_in_process(retry, timeout=DELIVERY_TIMEOUT)
     assert retry.total == 2
     assert retry.succeeded == 2
     assert len(sandbox_requests("/v1/events/custom")) == 2
@@ -232,6 +209,7 @@ def batch_event_destination(make_nexset, credential, bad=(3, 9), count=16):
     return manual_destination(
         nexset,
         credential,
+        status=ACTIVE,
         url="/v1/events/custom",
         batching={
             "enabled": True,
@@ -258,7 +236,9 @@ def test_batch_errors_fail_only_named_records(
 ):
     sandbox.state.configure({"batch_events": True})
     destination = batch_event_destination(make_nexset, credential)
-    run = deliver(new_run(destination, django_capture_on_commit_callbacks))
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     assert failed_positions(run) == [4, 10]
     assert run.succeeded == 14
     assert stored_event_users(sandbox) == sorted(
@@ -273,7 +253,9 @@ def test_rejected_batch_is_bisected(
 ):
     sandbox.state.configure({"batch_events": True, "batch_error_index": False})
     destination = batch_event_destination(make_nexset, credential)
-    run = deliver(new_run(destination, django_capture_on_commit_callbacks))
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     assert failed_positions(run) == [4, 10]
     assert run.succeeded == 14
     assert stored_event_users(sandbox) == sorted(
@@ -304,8 +286,11 @@ def test_edit_applies_to_unsent_records(
     settings.DELIVERY_CONCURRENCY = 1
     sandbox.state.configure({"latency_ms": 100})
     nexset = make_nexset(event_rows(30))
-    destination = template_destination(nexset, credential, template="track_event")
-    run = new_run(destination, django_capture_on_commit_callbacks)
+    destination = template_destination(
+        nexset, credential, template="track_event", name="PX", status=ACTIVE
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        run = runs.create_run(destination)
 
     import threading
 
@@ -318,7 +303,7 @@ def test_edit_applies_to_unsent_records(
 
     editor = threading.Thread(target=edit_soon)
     editor.start()
-    deliver(run)
+    deliver_in_process(run, timeout=DELIVERY_TIMEOUT)
     editor.join()
     keys = [
         entry["body"]["propertyKey"] for entry in sandbox_requests("/v1/events/custom")
@@ -340,10 +325,13 @@ def test_grouping_by_excluded_macro_attribute(make_nexset, credential, sandbox, 
     destination = manual_destination(
         nexset,
         credential,
+        status=ACTIVE,
         url="/v1/events/custom?team={team}",
         excluded=["team"],
         batching={"enabled": True, "algorithm": "attribute", "batch_size": 10, "group_attribute": "team", "max_bytes": 1000000},
     )
-    deliver(new_run(destination, django_capture_on_commit_callbacks))
+    deliver_in_process(
+        destination, django_capture_on_commit_callbacks, timeout=DELIVERY_TIMEOUT
+    )
     sent = {entry["query"]: [event["identifyId"] for event in entry["body"]] for entry in sandbox_requests("/v1/events/custom")}
     assert sent == {"team=red": ["u1", "u3"], "team=blue": ["u2"]}

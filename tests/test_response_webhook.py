@@ -5,36 +5,23 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from typing import Any
 
 import pytest
 from django.urls import reverse
 
-from destinations import runs
-from destinations.engine import RunDelivery
 from destinations.models import Destination
 from nexsets.models import Nexset
-from tests.conftest import USERS_CSV, sandbox_requests
-from tests.test_configure import (
+from tests.conftest import (
+    USERS_CSV,
+    deliver_in_process,
     manual_destination,
-    post_form,
-    shown_form,
+    sandbox_requests,
     template_destination,
 )
+from tests.test_configure import post_form, shown_form
 
 pytestmark = pytest.mark.django_db
-
-
-def deliver(destination: Destination, capture: Any) -> Any:
-    Destination.objects.filter(pk=destination.pk).update(
-        status=Destination.Status.ACTIVE
-    )
-    with capture(execute=False):
-        run = runs.create_run(destination)
-    RunDelivery(run).execute(time.monotonic() + 60)
-    destination.refresh_from_db()
-    return run
 
 
 @pytest.fixture
@@ -45,7 +32,10 @@ def delivered(
     destination = template_destination(
         make_nexset(USERS_CSV), credential, response_webhook=True
     )
-    run = deliver(destination, django_capture_on_commit_callbacks)
+    run = deliver_in_process(
+        destination, django_capture_on_commit_callbacks, activate=True
+    )
+    destination.refresh_from_db()
     return destination, run
 
 
@@ -139,7 +129,8 @@ def test_webhook_off_creates_nothing(
     make_nexset, credential, django_capture_on_commit_callbacks
 ):
     destination = template_destination(make_nexset(USERS_CSV), credential)
-    deliver(destination, django_capture_on_commit_callbacks)
+    deliver_in_process(destination, django_capture_on_commit_callbacks, activate=True)
+    destination.refresh_from_db()
     assert destination.response_nexset is None
 
 
@@ -159,7 +150,8 @@ def test_webhook_batch_record_contains_batch(
             "max_bytes": 1000000,
         },
     )
-    deliver(destination, django_capture_on_commit_callbacks)
+    deliver_in_process(destination, django_capture_on_commit_callbacks, activate=True)
+    destination.refresh_from_db()
     batches = [
         [item["User ID"] for item in record["request_records"]]
         for record in response_records(destination)

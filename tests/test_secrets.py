@@ -17,7 +17,6 @@ import itertools
 import json
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,11 +29,10 @@ from django.test import Client
 from django.urls import reverse
 
 from credentials.models import Credential
-from destinations.engine import RunDelivery
 from destinations.forms import CONSTANT_SOURCE, mapping_rows
 from destinations.models import AuditEntry, Destination, Exchange, RecordResult, Run
 from nexsets.models import Nexset, Record
-from tests.conftest import USERS_CSV, purge_queue
+from tests.conftest import USERS_CSV, deliver_in_process, purge_queue
 from tests.services import SANDBOX, SANDBOX_KEY
 from tests.test_isolation import ROUTES
 
@@ -158,12 +156,6 @@ def post_fragment(client: Client, leaks: Leaks, name: str, destination: Destinat
     assert response.status_code == 200, f"{name} answered {response.status_code}"
     leaks.response(f"{name} of {destination.name}", response)
     return response
-
-
-def deliver(run: Run) -> Run:
-    RunDelivery(run).execute(time.monotonic() + 60)
-    run.refresh_from_db()
-    return run
 
 
 def queued_messages() -> list[dict[str, Any]]:
@@ -320,12 +312,12 @@ def test_api_keys_never_leak(team, owner, sandbox_accepts_api_key, debug_logs, d
 
     # One record fails at PX, so the failure pages and export have content.
     SANDBOX.configure(fail_next=[400])
-    run = deliver(run)
+    run = deliver_in_process(run)
     assert run.status == Run.Status.PARTIAL, run.last_error
 
     with django_capture_on_commit_callbacks(execute=False):
         client.post(reverse("destinations:activate", args=[failing.pk]), follow=True)
-    deliver(Run.objects.get(destination=failing))
+    deliver_in_process(Run.objects.get(destination=failing))
     failing.refresh_from_db()
     assert failing.status == Destination.Status.PAUSED
     assert "authentication failed" in failing.status_reason

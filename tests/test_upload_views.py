@@ -25,6 +25,11 @@ def upload(client: Any, filename: str, content: bytes, name: str = "") -> Any:
     return client.post(reverse("nexsets:create"), data)
 
 
+def append(client: Any, nexset: Nexset, filename: str, content: bytes) -> Any:
+    data = {"file": SimpleUploadedFile(filename, content)}
+    return client.post(reverse("nexsets:append", args=[nexset.pk]), data, follow=True)
+
+
 def page_text(response: Any) -> str:
     return html.unescape(response.content.decode())
 
@@ -238,11 +243,7 @@ def test_append_rejected_keeps_records(owner_client: Any) -> None:
     upload(owner_client, "users.csv", USERS_CSV.encode())
     nexset = Nexset.objects.get()
 
-    response = owner_client.post(
-        reverse("nexsets:append", args=[nexset.pk]),
-        {"file": SimpleUploadedFile("more.csv", b"User ID,Email\r\nx,y,z\r\n")},
-        follow=True,
-    )
+    response = append(owner_client, nexset, "more.csv", b"User ID,Email\r\nx,y,z\r\n")
 
     page = page_text(response)
     assert "more.csv was rejected and nothing was stored: Line 2: The row has 3 fields" in page
@@ -256,9 +257,7 @@ def test_append_adds_records(owner_client: Any) -> None:
     nexset = Nexset.objects.get()
     more = b"User ID,Email\r\ntinyowl7,owl@example.com\r\n"
 
-    response = owner_client.post(
-        reverse("nexsets:append", args=[nexset.pk]), {"file": SimpleUploadedFile("more.csv", more)}, follow=True
-    )
+    response = append(owner_client, nexset, "more.csv", more)
 
     assert "Added 1 record from more.csv." in page_text(response)
     nexset.refresh_from_db()

@@ -5,15 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 
 import pytest
 
-from destinations.engine import RunDelivery
-from destinations.forms import initial_config
 from destinations.models import Destination, Run
 from nexsets.models import Nexset
-from tests.conftest import sandbox_users
+from tests.conftest import deliver_in_process, sandbox_users, template_destination
 
 pytestmark = pytest.mark.django_db
 
@@ -83,24 +80,13 @@ def test_webhook_records_reach_active_destination(
     nexset, token = hooked
     post_records(client, nexset, token, [{"User ID": "w1"}])
     nexset.refresh_from_db()
-    config = initial_config("template", "upsert_user", nexset.attribute_names, {})
-    config["product_key"] = "AP-TEST-2"
-    destination = Destination.objects.create(
-        team=nexset.team,
-        name="PX",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template="upsert_user",
-        config=config,
-        status=Destination.Status.ACTIVE,
-        cursor=1,
+    # The destination starts after record 1, which was posted before it existed.
+    destination = template_destination(
+        nexset, credential, name="PX", status=Destination.Status.ACTIVE, cursor=1
     )
     with django_capture_on_commit_callbacks(execute=True):
         post_records(client, nexset, token, [{"User ID": "w2"}])
-    run = destination.runs.get()
-    RunDelivery(run).execute(time.monotonic() + 30)
-    run.refresh_from_db()
+    run = deliver_in_process(destination.runs.get(), timeout=30)
     assert run.status == Run.Status.SUCCEEDED
     assert list(sandbox_users()) == ["w2"]
 
@@ -109,23 +95,10 @@ def test_failures_csv_lists_latest_failures(
     owner_client, make_nexset, credential, django_capture_on_commit_callbacks
 ):
     nexset = make_nexset("User ID,Email\nu1,a@example.com\n,b@example.com\n")
-    config = initial_config("template", "upsert_user", nexset.attribute_names, {})
-    config["product_key"] = "AP-TEST-2"
-    destination = Destination.objects.create(
-        team=nexset.team,
-        name="PX",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template="upsert_user",
-        config=config,
-        status=Destination.Status.ACTIVE,
+    destination = template_destination(
+        nexset, credential, name="PX", status=Destination.Status.ACTIVE
     )
-    from destinations import runs
-
-    with django_capture_on_commit_callbacks(execute=False):
-        run = runs.create_run(destination)
-    RunDelivery(run).execute(time.monotonic() + 30)
+    deliver_in_process(destination, django_capture_on_commit_callbacks, timeout=30)
     response = owner_client.get(f"/destinations/{destination.pk}/failures.csv")
     rows = list(
         csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))

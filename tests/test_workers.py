@@ -13,10 +13,9 @@ import pytest
 import redis
 
 from destinations import runs
-from destinations.forms import initial_config
-from destinations.models import Destination, RecordResult, Run
+from destinations.models import RecordResult, Run
 from destinations.tasks import deliver_run, resume_stalled_runs
-from tests.conftest import purge_queue, sandbox_requests
+from tests.conftest import purge_queue, sandbox_requests, template_destination
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,22 +24,6 @@ CONCURRENCY = 4
 
 def event_csv(count: int) -> str:
     return "User ID,Event Name\n" + "".join(f"u{i},Login\n" for i in range(count))
-
-
-def event_destination(nexset, credential, **config) -> Destination:
-    base = initial_config("template", "track_event", nexset.attribute_names, {})
-    base["product_key"] = "AP-TEST-2"
-    base.update(config)
-    return Destination.objects.create(
-        team=nexset.team,
-        name="Events",
-        nexset=nexset,
-        credential=credential,
-        mode="template",
-        template="track_event",
-        config=base,
-        status=Destination.Status.DRAFT,
-    )
 
 
 def wait_for(predicate, timeout: float = 90.0, interval: float = 0.2):
@@ -72,7 +55,9 @@ def test_killed_worker_run_resumes(make_nexset, credential, sandbox, start_worke
     purge_queue()
     sandbox.state.configure({"latency_ms": 30})
     count = 400
-    destination = event_destination(make_nexset(event_csv(count)), credential)
+    destination = template_destination(
+        make_nexset(event_csv(count)), credential, "track_event", name="Events"
+    )
     env = {
         "DELIVERY_CONCURRENCY": str(CONCURRENCY),
         "DELIVERY_LEASE_SECONDS": "2",
@@ -120,7 +105,9 @@ def test_two_workers_share_one_run(make_nexset, credential, sandbox, start_worke
     purge_queue()
     sandbox.state.configure({"latency_ms": 20})
     count = 300
-    destination = event_destination(make_nexset(event_csv(count)), credential)
+    destination = template_destination(
+        make_nexset(event_csv(count)), credential, "track_event", name="Events"
+    )
     env = {"DELIVERY_CONCURRENCY": str(CONCURRENCY), "DELIVERY_CLAIM_SIZE": "10"}
     start_worker(**env)
     start_worker(**env)
@@ -140,7 +127,9 @@ def test_limit_holds_across_two_workers(make_nexset, credential, sandbox, start_
     credential.rate_limit = 25
     credential.save()
     count = 150
-    destination = event_destination(make_nexset(event_csv(count)), credential)
+    destination = template_destination(
+        make_nexset(event_csv(count)), credential, "track_event", name="Events"
+    )
     env = {"DELIVERY_CONCURRENCY": str(CONCURRENCY), "DELIVERY_CLAIM_SIZE": "10"}
     start_worker(**env)
     start_worker(**env)
@@ -164,7 +153,9 @@ def test_run_survives_redis_restart(
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     sandbox.state.configure({"latency_ms": 30})
     count = 300
-    destination = event_destination(make_nexset(event_csv(count)), credential)
+    destination = template_destination(
+        make_nexset(event_csv(count)), credential, "track_event", name="Events"
+    )
     env = {
         "DELIVERY_CONCURRENCY": str(CONCURRENCY),
         "DELIVERY_CLAIM_SIZE": "20",

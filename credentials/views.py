@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.deletion import confirm_delete
 from credentials.forms import CredentialForm
 from credentials.models import Credential
 from credentials.testing import test_credential
@@ -107,23 +108,14 @@ def credential_test(request: HttpRequest, pk: int) -> HttpResponse:
 def credential_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a credential and its encrypted key, unless a destination uses it."""
     credential = get_for_team(request, Credential, pk=pk)
-    blockers = list(credential.destinations.all())
-    if request.method == "POST":
-        require_editor(request)
-    if request.method == "POST" and not blockers:
-        name = credential.name
-        credential.delete()
-        messages.success(request, f"Deleted credential {name} and its stored key.")
-        return redirect("credentials:list")
-    return render(
+    return confirm_delete(
         request,
-        "confirm_delete.html",
-        {
-            "kind": "credential",
-            "object": credential,
-            "blockers": blockers,
-            "blocked_reason": "These destinations use this credential: delete them first.",
-            "consequence": "The encrypted API key is deleted. The key stays valid in PX until you revoke it there.",
-            "back_url": reverse("credentials:detail", args=[credential.pk]),
-        },
+        credential,
+        kind="credential",
+        blockers=list(credential.destinations.all()),
+        blocked_reason="These destinations use this credential: delete them first.",
+        consequence="The encrypted API key is deleted. The key stays valid in PX until you revoke it there.",
+        back_url=reverse("credentials:detail", args=[credential.pk]),
+        done_message=f"Deleted credential {credential.name} and its stored key.",
+        done_url=reverse("credentials:list"),
     )

@@ -53,7 +53,7 @@ def worker_id() -> str:
 
 @dataclass
 class Delivered:
-    """What happened to one planned request, after retries and bisection."""
+    """Outcome of one planned request, after retries and bisection."""
 
     outcomes: list[tuple[list[Any], str, str, PlannedRequest, PxResponse | None]] = (
         field(default_factory=list)
@@ -407,7 +407,7 @@ class RunDelivery:
     ) -> None:
         """Find the records of a rejected batch that PX really refuses.
 
-        An answer listing the failing elements ({"index", "message"} items)
+        A response listing the failing elements ({"index", "message"} items)
         fails those and sends the rest again as one batch, which assumes the
         batch was rejected as a whole. Any other rejection is split in halves,
         each sent on its own, down to single records.
@@ -703,7 +703,7 @@ def _apply_outcome(
 
 
 def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:
-    """Read a list of {"index", "message"} from a batch's error answer."""
+    """Read a list of {"index", "message"} from a batch's error response."""
     body = response.json() if response is not None else None
     if not isinstance(body, list):
         return {}
@@ -719,7 +719,7 @@ def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:
 
 
 def backoff_seconds(attempt: int, response: PxResponse | None) -> float:
-    """Exponential backoff with full jitter, or what Retry-After asks for."""
+    """Exponential backoff with full jitter, or the delay a Retry-After header sets."""
     if response is not None and response.retry_after is not None:
         return min(MAX_BACKOFF_SECONDS, response.retry_after)
     ceiling = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))

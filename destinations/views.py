@@ -12,8 +12,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import Template
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.deletion import confirm_delete
 from credentials.models import Credential
 from destinations import manual, runs
 from destinations.audit import record_change, snapshot
@@ -565,23 +567,15 @@ def _json(value: Any) -> str:
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a paused or draft destination with its runs and results."""
     destination = get_for_team(request, Destination, pk=pk)
-    blockers = [destination] if destination.status == Destination.Status.ACTIVE else []
-    if request.method == "POST":
-        require_editor(request)
-    if request.method == "POST" and not blockers:
-        name = destination.name
-        destination.delete()
-        messages.success(request, f"Deleted destination {name} with its runs.")
-        return redirect("destinations:list")
-    return render(
+    active = destination.status == Destination.Status.ACTIVE
+    return confirm_delete(
         request,
-        "confirm_delete.html",
-        {
-            "kind": "destination",
-            "object": destination,
-            "blockers": blockers,
-            "blocked_reason": "The destination is active: pause it first, so that no worker is sending its records.",
-            "consequence": "Its runs, record outcomes and test history are deleted too. Its Nexset and credential stay.",
-            "back_url": destination.get_absolute_url(),
-        },
+        destination,
+        kind="destination",
+        blockers=[destination] if active else [],
+        blocked_reason="The destination is active: pause it first, so that no worker is sending its records.",
+        consequence="Its runs, record outcomes and test history are deleted too. Its Nexset and credential stay.",
+        back_url=destination.get_absolute_url(),
+        done_message=f"Deleted destination {destination.name} with its runs.",
+        done_url=reverse("destinations:list"),
     )

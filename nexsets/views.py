@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.deletion import confirm_delete
 from nexsets import ingest
 from nexsets.forms import AppendForm, UploadForm
 from nexsets.models import Nexset
@@ -186,23 +187,14 @@ def nexset_create_webhook(request: HttpRequest) -> HttpResponse:
 def nexset_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a Nexset and its records, unless a destination still sends it."""
     nexset = get_for_team(request, Nexset, pk=pk)
-    blockers = list(nexset.destinations.all())
-    if request.method == "POST":
-        require_editor(request)
-    if request.method == "POST" and not blockers:
-        name = nexset.name
-        nexset.delete()
-        messages.success(request, f"Deleted Nexset {name} and its records.")
-        return redirect("nexsets:list")
-    return render(
+    return confirm_delete(
         request,
-        "confirm_delete.html",
-        {
-            "kind": "Nexset",
-            "object": nexset,
-            "blockers": blockers,
-            "blocked_reason": "These destinations send this Nexset: delete them first.",
-            "consequence": f"Its {nexset.record_count} records are deleted and cannot be recovered.",
-            "back_url": nexset.get_absolute_url(),
-        },
+        nexset,
+        kind="Nexset",
+        blockers=list(nexset.destinations.all()),
+        blocked_reason="These destinations send this Nexset: delete them first.",
+        consequence=f"Its {nexset.record_count} records are deleted and cannot be recovered.",
+        back_url=nexset.get_absolute_url(),
+        done_message=f"Deleted Nexset {nexset.name} and its records.",
+        done_url=reverse("nexsets:list"),
     )

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from px.client import PxClient, PxResponse, is_not_found, is_possible_duplicate
 
-# What an answer means for the record that caused it.
+# What a response means for the record that caused it.
 OK = "ok"
-RETRY = "retry"  # 429, 5xx, no answer: worth sending again later
+RETRY = "retry"  # 429, 5xx or no response: worth sending again later
 FAIL = "fail"  # the record is wrong for PX: sending it again cannot help
 AUTH = "auth"  # the key was rejected: stop the whole destination
 
@@ -81,8 +81,8 @@ def classify(response: PxResponse) -> str:
 def run_flow(client: PxClient, template_key: str, body: bytes) -> FlowResult:
     """Send one record's body through a template's request sequence.
 
-    Raises PxTransportError when a request gets no answer; the caller retries
-    the whole flow, which is safe because every step is an idempotent update
+    Raises PxTransportError when a request gets no response. The caller then
+    retries the whole flow, which is safe because every step is an idempotent update
     or a create guarded by the update before it. Custom events are the
     exception: a POST whose answer was lost may have been stored.
     """

@@ -17,7 +17,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from devstack.processes import free_port, redis_command, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -56,23 +57,6 @@ EVENT_COLUMNS = [
     "Category",
     "Seq",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing is listening on 127.0.0.1:{port} after {timeout:g} s")
 
 
 def stop_process(
@@ -196,22 +180,7 @@ class Services:
                 "redis-server is not installed: apt-get install redis-server"
             )
         port = free_port()
-        self._start(
-            "redis",
-            [
-                executable,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-        )
+        self._start("redis", redis_command(executable, port))
         wait_for_port(port)
         self.redis_url = f"redis://127.0.0.1:{port}/0"
 

@@ -2,7 +2,7 @@
 
 Work is claimed in chunks with a conditional UPDATE, so several workers can
 share one run and never send the same records. Each record's outcome is
-written as soon as its request is answered; a worker that dies leaves only
+written as soon as its response arrives; a worker that dies leaves only
 its claimed records behind, and `release_stale_claims` puts those back, so
 only the requests in flight at that moment may be sent twice.
 """

@@ -12,7 +12,7 @@ from teams.models import Team
 class Destination(models.Model):
     """A Nexset sent to Gainsight PX with one credential.
 
-    `config` holds the settings of the chosen mode; `destinations.config`
+    `config` contains the settings of the chosen mode; `destinations.config`
     describes and validates its keys.
     """
 
@@ -187,7 +187,7 @@ class DeliveredContent(models.Model):
 
 
 class Exchange(models.Model):
-    """One request and its answer, kept for the destination's history."""
+    """One request and its response, kept for the destination's history."""
 
     class Kind(models.TextChoices):
         TEST = "test", "Send Test Data"

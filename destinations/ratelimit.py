@@ -4,7 +4,7 @@ Each credential has one schedule in Redis. A caller reserves the next free
 slot and sleeps until it comes, so requests leave evenly spaced at the
 credential's rate no matter how many workers on how many machines send them.
 A 429 halves the rate for everyone; it then grows back by a tenth of the full
-rate each second. A Retry-After header holds every sender until it passes.
+rate each second. A Retry-After header pauses every sender until it passes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The response webhook: each PX answer becomes a record of a Nexset."""
+"""The response webhook: each PX response becomes a record of a Nexset."""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def skip_superseded(run: Run, destination: Destination) -> int:
     """Skip the records of an upsert or update run that a later record replaces.
 
     Records sharing a key (identifyId or account id) would otherwise be sent
-    concurrently, and PX would keep whichever answer came last rather than
+    concurrently, and PX would keep whichever response came last rather than
     the last record. Only the last record per key is sent; the others are
     marked skipped, naming the record that replaces them. Returns how many.
     """

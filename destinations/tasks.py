@@ -38,7 +38,7 @@ def deliver_run(run_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def resume_stalled_runs() -> None:
-    """Release claims of dead workers and queue runs that nobody is working on."""
+    """Release claims of dead workers and queue runs that no worker is working on."""
     release_stale_claims()
     cutoff = timezone.now() - timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
     stalled = Run.objects.filter(

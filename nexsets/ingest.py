@@ -70,7 +70,7 @@ def append_records(nexset: Nexset, records: Iterable[dict]) -> int:
 
     Runs in one transaction, so an error raised by the record iterator (a bad
     line late in an upload) stores nothing. Active destinations of the Nexset
-    are told about the new records once the transaction commits.
+    get a run for the new records once the transaction commits.
     """
     builder = SchemaBuilder()
 

@@ -28,7 +28,7 @@ USER_AGENT = "pxsync/0.1"
 
 
 class PxTransportError(Exception):
-    """The request got no HTTP answer: timeout, refused or dropped connection."""
+    """The request got no HTTP response: timeout, refused or dropped connection."""
 
 
 @dataclass
@@ -54,7 +54,7 @@ class PxResponse:
 
     @property
     def retry_after(self) -> float | None:
-        """Seconds from a numeric Retry-After header, if the answer has one."""
+        """Seconds from a numeric Retry-After header, if the response has one."""
         value = self.headers.get("Retry-After") or self.headers.get("retry-after")
         if value is None:
             return None
@@ -64,7 +64,7 @@ class PxResponse:
             return None
 
     def error_message(self) -> str:
-        """Describe a failed answer in one line, whatever shape its body has."""
+        """Describe a failed response in one line, whatever shape its body has."""
         return describe_error(self.status, self.text)
 
 

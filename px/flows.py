@@ -2,7 +2,7 @@
 
 PX has no upsert endpoint. An upsert updates with the id in the body (so ids
 with `/`, `+`, `%` or spaces need no URL encoding), creates on 404, and
-updates once more when the create answers 400 "possible duplicate" because
+updates once more when the create returns 400 "possible duplicate" because
 the object was created in between. An update never creates.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from px.client import PxClient, PxResponse, is_not_found, is_possible_duplicate
 
-# What a response means for the record that caused it.
+# Outcomes of a response for the record that caused it.
 OK = "ok"
 RETRY = "retry"  # 429, 5xx or no response: worth sending again later
 FAIL = "fail"  # the record is wrong for PX: sending it again cannot help
@@ -84,7 +84,7 @@ def run_flow(client: PxClient, template_key: str, body: bytes) -> FlowResult:
     Raises PxTransportError when a request gets no response. The caller then
     retries the whole flow, which is safe because every step is an idempotent update
     or a create guarded by the update before it. Custom events are the
-    exception: a POST whose answer was lost may have been stored.
+    exception: a POST whose response was lost may have been stored.
     """
     flow = FLOWS[template_key]
     result = FlowResult(OK)

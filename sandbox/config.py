@@ -35,8 +35,8 @@ class SandboxConfig:
     slow_ms: int = 1000
     # Test-only extension: accept a JSON array on POST /v1/events/custom.
     batch_events: bool = False
-    # With batch_events, name the invalid elements in the 400 answer; when
-    # false the answer is a plain validation error without indices.
+    # With batch_events, name the invalid elements in the 400 response. When
+    # false, the response is a plain validation error without indices.
     batch_error_index: bool = True
     seed: int | None = None
     # Statuses (or "drop") returned to the next PX requests, one entry each.

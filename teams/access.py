@@ -1,4 +1,4 @@
-"""Team lookups for views: objects of another team answer 404, never 403."""
+"""Team lookups for views: objects of another team return 404, never 403."""
 
 from __future__ import annotations
 

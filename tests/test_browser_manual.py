@@ -67,7 +67,7 @@ def test_manual_destination_walk(
 
 
 def wait_settled(page: Page) -> None:
-    """Wait until HTMX has swapped and processed its last answer.
+    """Wait until HTMX has swapped and processed its last response.
 
     A control swapped in becomes live only once HTMX has processed it; a
     change made before that sends nothing.
@@ -108,7 +108,7 @@ def walk(page: Page, base: str, nexset_id: int) -> list[str]:
     expect(panel).to_contain_text("X-Trace: a:b")
 
     # Two exclusion chips, then batching grouped by the excluded team. Each of
-    # these re-renders the form, so wait for its answer before the next step.
+    # these re-renders the form, so wait for its response before the next step.
     rerender = re.compile(r"/configure/$")
     with page.expect_response(rerender):
         page.select_option("#id_exclude_add", "Email")
@@ -154,7 +154,7 @@ def walk(page: Page, base: str, nexset_id: int) -> list[str]:
     expect(page.locator("#run-succeeded")).to_have_text("3")
     screenshot(page, "manual-run")
 
-    # The response Nexset holds the answers and can be opened like any other.
+    # The response Nexset contains the responses and can be opened like any other.
     page.reload()
     page.click("a:has-text('Events by team responses')")
     expect(page.locator("h1")).to_have_text("Events by team responses")

@@ -305,6 +305,9 @@ DELIVERY_CLAIM_SIZE = env_int("DELIVERY_CLAIM_SIZE", 200)
 # to pending: only the requests in flight when that worker died may repeat.
 DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 120)
 DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 6)
+# Longest wait between two attempts of one request, in seconds; the waits
+# double from 0.5 s up to this, with jitter.
+DELIVERY_MAX_BACKOFF_SECONDS = env_float("DELIVERY_MAX_BACKOFF_SECONDS", 30.0)
 
 LOGGING = {
     "version": 1,

@@ -39,7 +39,6 @@ from px.client import PxClient, PxResponse, PxTransportError
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 30.0
 # A worker logs its progress on a run at most this often.
 LOG_EVERY_SECONDS = 10.0
 # How often a worker checks whether its destination was paused or edited.
@@ -721,8 +720,8 @@ def batch_errors(response: PxResponse | None, size: int) -> dict[int, str]:
 def backoff_seconds(attempt: int, response: PxResponse | None) -> float:
     """Exponential backoff with full jitter, or the delay a Retry-After header sets."""
     if response is not None and response.retry_after is not None:
-        return min(MAX_BACKOFF_SECONDS, response.retry_after)
-    ceiling = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))
+        return min(settings.DELIVERY_MAX_BACKOFF_SECONDS, response.retry_after)
+    ceiling = min(settings.DELIVERY_MAX_BACKOFF_SECONDS, 0.5 * 2 ** (attempt - 1))
     return random.uniform(ceiling / 2, ceiling)
 
 
